@@ -1,0 +1,290 @@
+"""Scores every stage-1 model and prior given and writes one report folder: REPORT.md, report.json, figures/.
+
+    python -m evaluation.evaluate runs/vae runs/vqvae runs/vqvae-pixelcnn --output_dir report
+
+Each argument is a run folder or a Hub id of a stage-1 model (AE, VAE, β-VAE, VQ-VAE) or of a prior; a prior
+joins the row group of the model it was trained on (loading that model too if it is not among the arguments).
+Every model also gets its baseline prior: N(0, I) for continuous latents, uniform codes for the VQ-VAE.
+Rows are model x prior; columns IS, FID, KID, precision, recall (torch-fidelity, against the test split), NLL,
+−ELBO and reconstruction error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from evaluation import figures
+from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, fidelity_metrics, inception_score, to_uint8
+from evaluation.likelihood import (
+    code_nll_bits,
+    codebook_statistics,
+    encode_codes,
+    reconstruction_error,
+    standard_normal_log_prob,
+    vae_likelihoods,
+)
+from evaluation.report import write_report
+from evaluation.train_classifier import trained_classifier_folder
+from hub import TwoStageGenerator, from_pretrained
+from hub.auto import MODELS as HUB_MODELS
+from stage1_autoencoders.data import ImageData, load_image_data
+from stage2_prior.sampling import decode_codes, sample_uniform_codes
+
+STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae")
+VARIATIONAL_TYPES = ("vae", "beta_vae")
+PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN"}  # the rest are shown by model_type
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", metavar="RUN_OR_HUB_ID", help="Stage-1 models and priors to evaluate.")
+    parser.add_argument("--output_dir", required=True, help="The report folder (REPORT.md, report.json, figures/).")
+    parser.add_argument("--dataset_name", default=None,
+                        help="The dataset whose test split is the reference; default: the one in the first run "
+                             "folder's training_info.json.")
+    parser.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
+    parser.add_argument("--num_samples", type=int, default=None,
+                        help="Samples per model x prior (default: as many as test images).")
+    parser.add_argument("--feature_extractor", default=CLASSIFIER, choices=FEATURE_EXTRACTORS,
+                        help="The project's classifier of the dataset (offline default) or torch-fidelity's Inception-v3.")
+    parser.add_argument("--feature_extractor_weights_path", default=None,
+                        help="Classifier: its folder or Hub id (default: trained once per dataset and cached under "
+                             "$TWOSTAGE_CACHE or ~/.cache/twostage). Inception-v3: a local weights file (default: "
+                             "torch-fidelity downloads it).")
+    parser.add_argument("--num_importance_samples", type=int, default=32,
+                        help="k posterior samples per test image for the importance-weighted log p(x) of VAEs.")
+    parser.add_argument("--tsne_points", type=int, default=2000, help="Test images shown in each latent t-SNE.")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="Seeds sampling, importance samples, KID subsets, t-SNE.")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class ModelGroup:
+    """A stage-1 model and the learned priors given for it (name -> the prior with this model as its decoder)."""
+
+    name: str
+    source: str
+    model: torch.nn.Module
+    learned_priors: dict[str, TwoStageGenerator] = field(default_factory=dict)
+
+
+def _key(source: str) -> str:
+    return os.path.realpath(source) if os.path.isdir(source) else source
+
+
+def _short_name(source: str, taken) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(source.rstrip("/")) if os.path.isdir(source) else source)
+    candidate, index = name, 2
+    while candidate in taken:
+        candidate, index = f"{name}-{index}", index + 1
+    return candidate
+
+
+def load_groups(sources: list[str], device: torch.device) -> list[ModelGroup]:
+    """Loads every argument with hub.from_pretrained and files each prior under its stage-1 model."""
+    groups: dict[str, ModelGroup] = {}
+    priors: list[tuple[str, TwoStageGenerator]] = []
+    for source in sources:
+        loaded = from_pretrained(source)
+        if isinstance(loaded, TwoStageGenerator):
+            priors.append((source, loaded))
+        elif getattr(loaded, "model_type", None) in STAGE1_TYPES:
+            groups[_key(source)] = ModelGroup(_short_name(source, {g.name for g in groups.values()}), source, loaded.to(device))
+        else:
+            raise ValueError(
+                f"{source} is a {getattr(loaded, 'model_type', type(loaded).__name__)!r}, neither a stage-1 model "
+                f"({', '.join(STAGE1_TYPES)}) nor a prior. Pass a trained classifier with --feature_extractor_weights_path."
+            )
+    for source, generator in priors:
+        decoder_id = getattr(generator.prior, f"{HUB_MODELS[generator.prior.model_type].decoder}_id")
+        group = groups.get(_key(decoder_id))
+        if group is None:  # the prior's stage-1 model was not among the arguments: it was loaded with the prior
+            group = ModelGroup(_short_name(decoder_id, {g.name for g in groups.values()}), decoder_id, generator.decoder.to(device))
+            groups[_key(decoder_id)] = group
+        generator.decoder = group.model  # one copy of each stage-1 model
+        generator.prior.to(device)
+        prior_name = PRIOR_NAMES.get(generator.prior.model_type, generator.prior.model_type)
+        if prior_name in group.learned_priors:
+            prior_name = f"{prior_name} ({_short_name(source, set())})"
+        group.learned_priors[prior_name] = generator
+    return list(groups.values())
+
+
+def resolve_dataset(args, groups: list[ModelGroup]) -> str:
+    if args.dataset_name:
+        return args.dataset_name
+    for group in groups:
+        info_path = os.path.join(group.source, "training_info.json")
+        if os.path.isfile(info_path):
+            with open(info_path) as file:
+                return json.load(file)["dataset"]["source"]
+    raise SystemExit(
+        "No run folder here has a training_info.json naming its dataset; give the test split's dataset with "
+        "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
+    )
+
+
+def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None) -> tuple[ImageData, int | None]:
+    """The test split at the models' image size (the train split is not needed: one image of it is decoded)."""
+    shapes = {(group.model.in_channels, group.model.image_size) for group in groups}
+    if len(shapes) > 1:
+        raise SystemExit(f"The models take images of different (channels, size): {sorted(shapes)}; evaluate them in separate reports.")
+    channels, size = shapes.pop()
+    data = load_image_data(dataset_name, max_train_samples=1, max_test_samples=max_eval_samples)
+    resolution = None
+    if data.resolution != size:
+        resolution = size
+        data = load_image_data(dataset_name, resolution=size, max_train_samples=1, max_test_samples=max_eval_samples)
+    if data.channels != channels:
+        raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
+    return data, resolution
+
+
+@torch.no_grad()
+def baseline_samples(model, num_samples: int, seed: int, batch_size: int) -> tuple[str, torch.Tensor]:
+    """The prior a stage-1 model is compared against: uniform codes (VQ-VAE) or N(0, I) latents (the rest)."""
+    if model.model_type == "vqvae":
+        codes = sample_uniform_codes(model.num_embeddings, tuple(model.latent_grid_size), num_samples, seed=seed)
+        return "uniform", decode_codes(model, codes, batch_size)
+    model.eval()
+    device = next(model.parameters()).device
+    z = torch.randn(num_samples, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return "N(0,I)", torch.cat([model.decode(batch.to(device)) for batch in z.split(batch_size)])
+
+
+def learned_samples(generator: TwoStageGenerator, num_samples: int, seed: int) -> torch.Tensor:
+    """Samples of a learned prior; a class-conditional one gets the classes in turn (a balanced set)."""
+    options = {"seed": seed}
+    if getattr(generator.prior, "conditional", False):
+        options["labels"] = torch.arange(num_samples) % generator.prior.num_classes
+    return generator.sample(num_samples, **options)
+
+
+def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[str, dict]]:
+    """Per model: reconstruction error, codebook statistics, likelihoods. Returns (model metrics, per-prior
+    likelihood columns {prior name: {"nll", "negative_elbo", "nll_unit"}})."""
+    model, images = group.model, data.test_images
+    metrics = {"reconstruction_mse": reconstruction_error(model, images, args.batch_size, progress=True)}
+    per_prior: dict[str, dict] = {}
+    if model.model_type == "vqvae":
+        codes = encode_codes(model, images, args.batch_size, progress=True)
+        metrics.update(codebook_statistics(codes, model.num_embeddings))
+        uniform_bits = torch.log2(torch.tensor(float(model.num_embeddings))).item()
+        per_prior["uniform"] = {"nll": uniform_bits, "negative_elbo": None, "nll_unit": "bits/code"}
+        for name, generator in group.learned_priors.items():
+            bits = code_nll_bits(generator.prior, codes, data.test_labels, args.batch_size)
+            metrics[f"code_nll_bits_per_code[{name}]"] = bits
+            per_prior[name] = {"nll": bits, "negative_elbo": None, "nll_unit": "bits/code"}
+    elif model.model_type in VARIATIONAL_TYPES:
+        log_probs = {"N(0,I)": standard_normal_log_prob}
+        log_probs.update({name: g.prior.log_prob for name, g in group.learned_priors.items() if hasattr(g.prior, "log_prob")})
+        likelihoods = vae_likelihoods(model, images, log_probs, args.num_importance_samples, batch_size=64, seed=args.seed, progress=True)
+        for name, values in likelihoods.items():
+            metrics.update({f"{key}[{name}]": value for key, value in values.items() if key != "num_importance_samples"})
+            per_prior[name] = {"nll": values["nll_bits_per_dim"], "negative_elbo": values["negative_elbo_bits_per_dim"], "nll_unit": "bits/dim"}
+    return metrics, per_prior
+
+
+def model_figures(group: ModelGroup, data: ImageData, figure_dir: str, args) -> dict[str, str]:
+    """The seed's figures for one model; returns caption -> path relative to the report folder."""
+    model, name, made = group.model, group.name, {}
+
+    def path(kind: str) -> str:
+        return os.path.join(figure_dir, f"{name}-{kind}.png")
+
+    count = min(args.tsne_points, len(data.test_images))
+    labels = data.test_labels[:count] if data.test_labels is not None else None
+    figures.latent_scatter(model, data.test_images[:count], labels, path("latents"), name, seed=args.seed)
+    made[f"{name}: test latents by label"] = path("latents")
+    pairs = min(4, len(data.test_images) // 2)
+    if model.model_type == "vqvae":
+        figures.save_grid(figures.vqvae_figure(model, data.test_images[:8]), path("codes"), nrow=min(8, len(data.test_images)))
+        made[f"{name}: originals, reconstructions, code-index maps"] = path("codes")
+    else:
+        start, end = data.test_images[:pairs], data.test_images[pairs : 2 * pairs]
+        figures.save_grid(figures.interpolations(model, start, end, steps=8), path("interpolations"), nrow=10)
+        made[f"{name}: interpolations between test images"] = path("interpolations")
+    if model.model_type in VARIATIONAL_TYPES:
+        figures.save_grid(figures.latent_traversal(model, data.test_images[:256], steps=9), path("traversals"), nrow=9)
+        made[f"{name}: latent traversals (rows: latents by KL, -3 to +3)"] = path("traversals")
+    return made
+
+
+def evaluate(args, command: str) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    groups = load_groups(args.models, device)
+    dataset_name = resolve_dataset(args, groups)
+    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples)
+    weights = args.feature_extractor_weights_path
+    if args.feature_extractor == CLASSIFIER and weights is None:
+        weights = trained_classifier_folder(dataset_name, resolution=resolution)
+    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed)
+    num_samples = args.num_samples or len(data.test_images)
+    figure_dir = os.path.join(args.output_dir, "figures")
+    os.makedirs(figure_dir, exist_ok=True)
+
+    is_mean, is_std = inception_score(data.test_images, **scoring)
+    report = {
+        "setup": {
+            "command": command,
+            "dataset": dataset_name,
+            "num_test_images": len(data.test_images),
+            "num_samples": num_samples,
+            "seed": args.seed,
+            "feature_extractor": args.feature_extractor,
+            "feature_extractor_weights_path": weights,
+            "num_importance_samples": args.num_importance_samples,
+        },
+        "real_test_split": {"is": is_mean, "is_std": is_std},
+        "rows": [],
+        "models": {},
+    }
+    for group in tqdm(groups, desc="models"):
+        metrics, likelihood_columns = model_metrics(group, data, args)
+        made = model_figures(group, data, figure_dir, args)
+        samplers = {}
+        baseline_name, baseline = baseline_samples(group.model, num_samples, args.seed, args.batch_size)
+        samplers[baseline_name] = baseline
+        for prior_name, generator in group.learned_priors.items():
+            samplers[prior_name] = learned_samples(generator, num_samples, args.seed)
+        for prior_name, samples in samplers.items():
+            grid_path = os.path.join(figure_dir, f"{group.name}-{re.sub(r'[^A-Za-z0-9]+', '_', prior_name)}-samples.png")
+            figures.save_grid(samples[:64], grid_path)
+            made[f"{group.name} + {prior_name}: samples"] = grid_path
+            scores = fidelity_metrics(to_uint8(samples), data.test_images, **scoring)
+            row = {"model": group.name, "model_type": group.model.model_type, "prior": prior_name, **scores}
+            row.update(likelihood_columns.get(prior_name, {"nll": None, "negative_elbo": None, "nll_unit": None}))
+            row["reconstruction_mse"] = metrics["reconstruction_mse"]
+            report["rows"].append(row)
+        report["models"][group.name] = {
+            "model_type": group.model.model_type,
+            "source": group.source,
+            "metrics": metrics,
+            "figures": {caption: os.path.relpath(path, args.output_dir) for caption, path in made.items()},
+        }
+    write_report(report, args.output_dir)
+    return report
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    command = "python -m evaluation.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    report = evaluate(args, command)
+    print(f"Real test split IS (ceiling): {report['real_test_split']['is']:.2f}")
+    for row in report["rows"]:
+        print(f"{row['model']:>20} {row['prior']:>10}  IS {row['is']:.2f}  FID {row['fid']:.2f}")
+    print(f"Report: {os.path.join(args.output_dir, 'REPORT.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The report folder: REPORT.md (the comparison table, the other numbers, every figure) and report.json (the same
+numbers), both rendered from one dict so that they cannot disagree."""
+
+from __future__ import annotations
+
+import json
+import os
+
+# (header, key in a row of report.json, format). NLL and -ELBO carry their unit in the row ("nll_unit").
+COLUMNS = [
+    ("IS", "is", "{:.2f}"),
+    ("FID", "fid", "{:.2f}"),
+    ("KID", "kid", "{:.4f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("NLL", "nll", "{:.4f}"),
+    ("−ELBO", "negative_elbo", "{:.4f}"),
+    ("recon MSE", "reconstruction_mse", "{:.4f}"),
+]
+UNIT_COLUMNS = {"nll", "negative_elbo"}
+MISSING = "—"
+
+
+def format_cell(row: dict, key: str, template: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return MISSING
+    text = template.format(value)
+    return f"{text} {row['nll_unit']}" if key in UNIT_COLUMNS else text
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """The markdown table: one row per model x prior."""
+    lines = [
+        "| model | prior | " + " | ".join(header for header, _, _ in COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
+    for row in rows:
+        cells = [format_cell(row, key, template) for _, key, template in COLUMNS]
+        lines.append(f"| {row['model']} | {row['prior']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_table(markdown: str) -> list[dict[str, str]]:
+    """The first table of a REPORT.md back as one dict of cells (by header) per row."""
+    lines = markdown.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    split = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]
+    header = split(lines[start])
+    return [dict(zip(header, split(line))) for line in lines[start + 2 : end]]
+
+
+def render_markdown(report: dict) -> str:
+    setup = report["setup"]
+    ceiling = report["real_test_split"]
+    parts = [
+        "# twostage evaluation report",
+        "",
+        f"Made by: `{setup['command']}`",
+        "",
+        f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). Samples per row: {setup['num_samples']}, "
+        f"seed {setup['seed']}. Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
+        f"({setup['feature_extractor_weights_path']}).",
+        "",
+        f"**Ceiling**: the real test split's own IS is {ceiling['is']:.2f} ± {ceiling['is_std']:.2f}; "
+        "read every IS below against it.",
+        "",
+        comparison_table(report["rows"]),
+        "",
+        "IS, precision, recall: higher is better; FID, KID, NLL, −ELBO, recon MSE: lower is better. "
+        f"NLL and −ELBO of the (β-)VAEs are in bits per dimension of the test images, NLL importance-weighted with "
+        f"k={setup['num_importance_samples']} posterior samples (in the model's own likelihood: compare models here, "
+        "not with discrete-data papers); for the VQ-VAE, NLL is of the test split's codes in bits per code (uniform: "
+        "log2 K). recon MSE: mean squared error per pixel of the test split's reconstructions, in [0, 1] units.",
+        "",
+        "## Per model",
+        "",
+    ]
+    for name, model in report["models"].items():
+        parts.append(f"### {name} ({model['model_type']}, from `{model['source']}`)")
+        parts.append("")
+        for key, value in model["metrics"].items():
+            parts.append(f"- {key}: {value:.6g}" if isinstance(value, float) else f"- {key}: {value}")
+        parts.append("")
+        for caption, path in model["figures"].items():
+            parts.append(f"**{caption}**\n\n![{caption}]({path})\n")
+    return "\n".join(parts)
+
+
+def write_report(report: dict, output_dir: str) -> None:
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "report.json"), "w") as file:
+        json.dump(report, file, indent=2)
+    with open(os.path.join(output_dir, "REPORT.md"), "w") as file:
+        file.write(render_markdown(report))

@@ -1,0 +1,87 @@
+"""VQ-VAE (van den Oord et al. 2017): the encoder's feature grid is snapped to the nearest of K codebook
+vectors; the decoder sees only codes. Loss = reconstruction + codebook loss + β·commitment. Its prior over the
+grid of code indices is learned in stage 2 (a gated PixelCNN); the baseline prior draws codes uniformly."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hub import HubModel
+from stage1_autoencoders.likelihoods import check_likelihood, reconstruction_nll
+from stage1_autoencoders.networks import ConvDecoder, ConvEncoder, latent_grid_side
+from stage1_autoencoders.outputs import AutoencoderOutput
+from stage1_autoencoders.vector_quantizer import VectorQuantizer
+
+
+class VQVAE(HubModel):
+    model_type = "vqvae"
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        hidden_channels: tuple[int, ...] = (32, 64),
+        num_embeddings: int = 64,
+        embedding_dim: int = 16,
+        commitment_cost: float = 0.25,
+        ema_decay: float = 0.99,
+        kmeans_init: bool = True,
+        dead_code_threshold: float = 1.0,
+        likelihood: str = "bernoulli",
+        observation_std: float = 0.1,
+    ):
+        super().__init__()
+        self.image_size, self.in_channels = image_size, in_channels
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.likelihood, self.observation_std = check_likelihood(likelihood), observation_std
+        hidden_channels = tuple(hidden_channels)
+        side = latent_grid_side(image_size, hidden_channels)
+        self.latent_grid_size = (side, side)
+        self.encoder = ConvEncoder(in_channels, hidden_channels)
+        self.pre_quantization = nn.Conv2d(hidden_channels[-1], embedding_dim, 1)
+        self.quantizer = VectorQuantizer(num_embeddings, embedding_dim, commitment_cost, ema_decay, kmeans_init, dead_code_threshold)
+        self.post_quantization = nn.Conv2d(embedding_dim, hidden_channels[-1], 1)
+        self.decoder = ConvDecoder(in_channels, hidden_channels)
+
+    def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pre_quantization(self.encoder(x))
+
+    def encode_to_indices(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> code indices (B, h, w)."""
+        z = self.encode_continuous(x)
+        flat = z.permute(0, 2, 3, 1).reshape(-1, self.embedding_dim).float()
+        return self.quantizer.nearest_codes(flat).view(z.shape[0], *z.shape[2:])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.lookup(self.encode_to_indices(x)).flatten(1)
+
+    def decode_logits(self, quantized: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.post_quantization(quantized))
+
+    def decode(self, quantized: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(quantized))
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (B, h, w) -> images in [0, 1]."""
+        return self.decode(self.quantizer.lookup(indices))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode_indices(self.encode_to_indices(x))
+
+    @torch.no_grad()
+    def sample_uniform(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The baseline prior: every code drawn independently and uniformly (the VQ-VAE's own training prior)."""
+        device = self.quantizer.codebook.device
+        indices = torch.randint(self.num_embeddings, (n, *self.latent_grid_size), generator=generator,
+                                device=generator.device if generator else device)
+        return self.decode_indices(indices.to(device))
+
+    def forward(self, x: torch.Tensor, step: int | None = None) -> AutoencoderOutput:
+        z = self.encode_continuous(x)
+        quantized, codebook_loss, commitment_loss, indices, counts = self.quantizer(z)
+        logits = self.decode_logits(quantized)
+        reconstruction = reconstruction_nll(logits, x, self.likelihood, self.observation_std).mean()
+        loss = reconstruction + codebook_loss + commitment_loss
+        terms = {"reconstruction": reconstruction, "codebook": codebook_loss, "commitment": commitment_loss}
+        return AutoencoderOutput(loss, terms, logits, quantized, indices, counts)

@@ -1,0 +1,185 @@
+"""The gated PixelCNN prior over a VQ-VAE's grid of codebook indices.
+
+van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders": a vertical stack that sees
+every row above the current one and a horizontal stack that sees the current row up to the current column,
+together covering the whole causal past with no blind spot. Each layer is a gated unit tanh(a) * sigmoid(b);
+the horizontal stack has residual connections and every layer sends a skip connection to the output head, which
+gives a categorical distribution over the K codes at every position.
+
+Convolutions here pad explicitly and run with padding=0, so the same modules compute either the whole grid
+(training) or one row / one position from a cached window (fast sampling, stage2_prior/sampling.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hub import HubModel
+
+
+def apply_conv(conv: nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
+    """The convolution over a grid (B, C, H, W), or at one position given its flattened receptive window
+    (B, C * kh * kw): the fast sampler's case, where a matrix product costs far less than a tiny conv2d."""
+    if inputs.dim() == 2:
+        return F.linear(inputs, conv.weight.flatten(1), conv.bias)
+    return conv(inputs)
+
+
+def gate(features: torch.Tensor) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) with a, b the two halves of the channels."""
+    content, gate_logits = features.chunk(2, dim=1)
+    return torch.tanh(content) * torch.sigmoid(gate_logits)
+
+
+class GatedLayer(nn.Module):
+    """One layer of both stacks. `first` marks the layer that reads the code embeddings: its horizontal
+    input is shifted one column right (a position must not see its own code) and it has no residual."""
+
+    def __init__(self, channels: int, kernel_size: int, first: bool):
+        super().__init__()
+        self.reach = kernel_size // 2  # how many rows above / columns to the left one layer looks
+        self.first = first
+        # The horizontal input is padded this much on the left; one more for the first layer's shift.
+        self.horizontal_left_pad = self.reach + 1 if first else self.reach
+        self.vertical_conv = nn.Conv2d(channels, 2 * channels, (self.reach + 1, kernel_size))
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.horizontal_conv = nn.Conv2d(channels, 2 * channels, (1, self.reach + 1))
+        self.skip = nn.Conv2d(channels, channels, 1)
+        self.residual = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, vertical, horizontal, vertical_bias, horizontal_bias):
+        """Whole grid: (B, C, H, W) inputs of both stacks -> their outputs and this layer's skip."""
+        height, width = vertical.shape[-2:]
+        # Row i of the vertical features sees input rows i-reach .. i (all columns within the kernel).
+        vertical_features = self.vertical_conv(F.pad(vertical, (self.reach, self.reach, self.reach, 0)))
+        # Shifted down one row before it reaches the horizontal stack, so row i only learns from rows above it.
+        vertical_to_horizontal = F.pad(self.vertical_to_horizontal(vertical_features), (0, 0, 1, 0))[:, :, :height]
+        window = F.pad(horizontal, (self.horizontal_left_pad, 0))[..., : width + self.reach]
+        new_horizontal, skip = self.horizontal_step(window, horizontal, vertical_to_horizontal, horizontal_bias)
+        return gate(vertical_features + vertical_bias), new_horizontal, skip
+
+    def vertical_step(self, rows, vertical_bias):
+        """`rows`: the vertical input padded as in forward, reach + 1 rows -> (features, gated output), one row."""
+        features = self.vertical_conv(rows)
+        return features, gate(features + vertical_bias)
+
+    def horizontal_step(self, window, horizontal, vertical_to_horizontal, horizontal_bias):
+        """`window`: the horizontal input padded as in forward (width W + reach for W outputs), or one position's
+        flattened window; `horizontal`: the input at the output positions, for the residual."""
+        gated = gate(apply_conv(self.horizontal_conv, window) + vertical_to_horizontal + horizontal_bias)
+        new_horizontal = apply_conv(self.residual, gated)
+        if not self.first:
+            new_horizontal = new_horizontal + horizontal
+        return new_horizontal, apply_conv(self.skip, gated)
+
+
+class GatedPixelCNN(HubModel):
+    """An autoregressive prior p(codes) = prod_ij p(code_ij | codes before ij in raster order [, class])."""
+
+    model_type = "gated_pixelcnn"
+
+    def __init__(
+        self,
+        num_embeddings: int = 64,
+        grid_height: int = 7,
+        grid_width: int = 7,
+        hidden_channels: int = 64,
+        num_layers: int = 8,
+        kernel_size: int = 3,
+        num_classes: int | None = None,
+        vqvae_id: str | None = None,
+        vqvae_revision: str | None = None,
+    ):
+        super().__init__()
+        if kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size={kernel_size}: use an odd size >= 3 (the stacks are centred on a column).")
+        if num_layers < 1 or num_embeddings < 2 or hidden_channels < 1:
+            raise ValueError(
+                f"num_layers={num_layers}, num_embeddings={num_embeddings}, hidden_channels={hidden_channels}: "
+                "need at least one layer, two codes and one channel."
+            )
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f"num_classes={num_classes}: give a positive count, or None for an unconditional prior.")
+        self.num_embeddings = num_embeddings
+        self.grid_height = grid_height
+        self.grid_width = grid_width
+        self.hidden_channels = hidden_channels
+        self.num_classes = num_classes
+        self.vqvae_id = vqvae_id
+        self.vqvae_revision = vqvae_revision
+
+        self.embedding = nn.Embedding(num_embeddings, hidden_channels)
+        self.layers = nn.ModuleList(GatedLayer(hidden_channels, kernel_size, first=index == 0) for index in range(num_layers))
+        # The paper's conditional bias V^T h: one learned vector per class, per layer and stack, added before the gate.
+        self.class_bias = None
+        if num_classes is not None:
+            self.class_bias = nn.Embedding(num_classes, num_layers * 4 * hidden_channels)
+            nn.init.zeros_(self.class_bias.weight)
+        self.head_hidden = nn.Conv2d(hidden_channels, hidden_channels, 1)
+        self.head_output = nn.Conv2d(hidden_channels, num_embeddings, 1)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """codes: LongTensor (B, H, W) of codebook indices; labels: (B,) class ids for a conditional prior.
+        Returns logits (B, K, H, W); logits[:, :, i, j] depend only on codes before (i, j) in raster order."""
+        self.check_codes(codes)
+        biases = self.layer_biases(labels, codes.shape[0])
+        embedded = self.embedding(codes).permute(0, 3, 1, 2)
+        vertical = horizontal = embedded
+        skips = 0
+        for layer, (vertical_bias, horizontal_bias) in zip(self.layers, biases):
+            vertical, horizontal, skip = layer(
+                vertical, horizontal, vertical_bias[:, :, None, None], horizontal_bias[:, :, None, None]
+            )
+            skips = skips + skip
+        return self.head(skips)
+
+    def head(self, skips: torch.Tensor) -> torch.Tensor:
+        """The summed skip connections -> logits over the K codes (grid or one position, see apply_conv)."""
+        hidden = apply_conv(self.head_hidden, F.relu(skips))
+        return apply_conv(self.head_output, F.relu(hidden))
+
+    def nll_bits_per_code(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood of each grid in bits per code, shape (B,). The uniform prior scores log2(K)."""
+        logits = self(codes, labels)
+        nats = F.cross_entropy(logits, codes, reduction="none").flatten(1).mean(1)
+        return nats / math.log(2)
+
+    def layer_biases(self, labels: torch.Tensor | None, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the (vertical, horizontal) class biases, each (B, 2C); zeros for an unconditional prior."""
+        channels = 2 * self.hidden_channels
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError("This prior is unconditional (num_classes=None) but labels were given; drop them.")
+            zeros = self.embedding.weight.new_zeros((batch_size, channels))
+            return [(zeros, zeros)] * len(self.layers)
+        if labels is None:
+            raise ValueError(
+                f"This prior is class-conditional ({self.num_classes} classes): pass labels, a LongTensor (B,)."
+            )
+        if labels.shape != (batch_size,):
+            raise ValueError(f"labels has shape {tuple(labels.shape)}; expected ({batch_size},), one class per grid.")
+        if labels.dtype != torch.long or labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"labels must be integer class ids in [0, {self.num_classes}); got {labels.dtype} values.")
+        per_layer = self.class_bias(labels).split(channels, dim=1)
+        return list(zip(per_layer[0::2], per_layer[1::2]))
+
+    def check_codes(self, codes: torch.Tensor) -> None:
+        expected = (self.grid_height, self.grid_width)
+        if codes.dtype != torch.long or codes.dim() != 3 or tuple(codes.shape[1:]) != expected:
+            raise ValueError(
+                f"codes must be a LongTensor (B, {expected[0]}, {expected[1]}) of codebook indices; got "
+                f"{codes.dtype} of shape {tuple(codes.shape)}. Encode images with VQVAE.encode_to_indices."
+            )
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.num_embeddings):
+            raise ValueError(
+                f"codes must lie in [0, {self.num_embeddings}); got [{int(codes.min())}, {int(codes.max())}]. "
+                "The prior's num_embeddings must match the VQ-VAE's codebook."
+            )

@@ -1,0 +1,176 @@
+"""Sampling code grids from a GatedPixelCNN, naively and fast, and decoding them with the VQ-VAE.
+
+Both samplers draw every position's code as argmax(logits / T + Gumbel noise) (the Gumbel-max trick), with the
+noise for a whole batch drawn up front from one seeded CPU generator. So they consume identical randomness, and
+the fast sampler returns exactly the codes of the naive one (up to float rounding breaking a near-tie).
+
+- naive: the whole network over the whole grid once per position, H*W full passes.
+- fast: each layer keeps its inputs in padded buffers. After a row is finished, the vertical stack computes that
+  row once from the reach + 1 rows above it; within a row, the horizontal stack computes only the current position
+  from its reach + 1 left neighbours. The whole grid then costs about one full forward pass in arithmetic
+  (Ramachandran et al. 2017 cache the same way: recompute only what the newest position changes).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from stage2_prior.pixelcnn import GatedPixelCNN
+
+METHODS = ("fast", "naive")
+
+
+@torch.inference_mode()
+def sample_codes(
+    prior: GatedPixelCNN,
+    num_samples: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    labels: int | torch.Tensor | None = None,
+    batch_size: int = 64,
+    method: str = "fast",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Samples `num_samples` grids of codes, LongTensor (N, H, W) on the prior's device.
+
+    labels: for a conditional prior, one class for all samples (int) or one per sample (N,).
+    The result depends on (seed, batch_size, temperature, labels), not on the method or the device."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: choose one of {METHODS}.")
+    if num_samples < 0 or batch_size < 1:
+        raise ValueError(f"num_samples={num_samples}, batch_size={batch_size}: need num_samples >= 0 and batch_size >= 1.")
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature}: use a positive temperature (1.0 samples the model as trained).")
+    labels = _labels_per_sample(prior, labels, num_samples)
+    device = next(prior.parameters()).device
+    was_training = prior.training
+    prior.eval()
+    generator = torch.Generator().manual_seed(seed)
+    sample_batch = _sample_batch_fast if method == "fast" else _sample_batch_naive
+    batches = []
+    starts = range(0, num_samples, batch_size)
+    for start in tqdm(starts, desc=f"sampling codes ({method})", disable=not progress):
+        size = min(batch_size, num_samples - start)
+        noise = _gumbel((size, prior.grid_height, prior.grid_width, prior.num_embeddings), generator).to(device)
+        batch_labels = None if labels is None else labels[start : start + size].to(device)
+        batches.append(sample_batch(prior, noise, temperature, batch_labels))
+    prior.train(was_training)
+    if not batches:
+        return torch.empty((0, prior.grid_height, prior.grid_width), dtype=torch.long, device=device)
+    return torch.cat(batches)
+
+
+@torch.inference_mode()
+def sample_images(prior: GatedPixelCNN, vqvae, num_samples: int, batch_size: int = 64, **sampling_options) -> torch.Tensor:
+    """Samples codes and decodes them with the VQ-VAE: float images (N, C, H, W) in [0, 1]."""
+    if tuple(vqvae.latent_grid_size) != (prior.grid_height, prior.grid_width) or vqvae.num_embeddings != prior.num_embeddings:
+        raise ValueError(
+            f"The prior models {prior.grid_height}x{prior.grid_width} grids of {prior.num_embeddings} codes but the "
+            f"VQ-VAE has a {vqvae.latent_grid_size} grid of {vqvae.num_embeddings} codes; use the VQ-VAE the prior "
+            f"was trained on ({prior.vqvae_id})."
+        )
+    codes = sample_codes(prior, num_samples, batch_size=batch_size, **sampling_options)
+    return decode_codes(vqvae, codes, batch_size)
+
+
+@torch.inference_mode()
+def sample_uniform_codes(num_embeddings: int, grid_size: tuple[int, int], num_samples: int, seed: int = 0) -> torch.Tensor:
+    """The baseline: every code drawn independently and uniformly (the prior under which the VQ-VAE's KL is constant)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(num_embeddings, (num_samples, *grid_size), generator=generator)
+
+
+@torch.inference_mode()
+def decode_codes(vqvae, codes: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Grids of codes (N, h, w) -> images (N, C, H, W) in [0, 1], on the VQ-VAE's device, batch by batch."""
+    device = next(vqvae.parameters()).device
+    was_training = vqvae.training
+    vqvae.eval()
+    images = [vqvae.decode_indices(batch.to(device)) for batch in codes.split(batch_size)]
+    vqvae.train(was_training)
+    return torch.cat(images) if images else codes.new_empty((0,))
+
+
+def _labels_per_sample(prior: GatedPixelCNN, labels, num_samples: int) -> torch.Tensor | None:
+    if labels is None:
+        if prior.conditional:
+            raise ValueError(f"This prior is class-conditional: pass labels (a class in [0, {prior.num_classes}) or one per sample).")
+        return None
+    if not prior.conditional:
+        raise ValueError("This prior is unconditional (trained without --conditional); sample it without labels.")
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.dim() == 0:
+        labels = labels.expand(num_samples)
+    if labels.shape != (num_samples,):
+        raise ValueError(f"labels has shape {tuple(labels.shape)}; give one class, or one per sample ({num_samples},).")
+    if num_samples and (labels.min() < 0 or labels.max() >= prior.num_classes):
+        raise ValueError(f"labels must be classes in [0, {prior.num_classes}); got [{int(labels.min())}, {int(labels.max())}].")
+    return labels
+
+
+def _gumbel(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    uniform = torch.rand(shape, generator=generator).clamp_(min=torch.finfo(torch.float32).tiny)
+    return -torch.log(-torch.log(uniform))
+
+
+def _pick(logits: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Gumbel-max: argmax(logits / T + g) is a sample of softmax(logits / T)."""
+    return (logits.float() / temperature + noise).argmax(dim=-1)
+
+
+def _sample_batch_naive(prior: GatedPixelCNN, noise, temperature, labels) -> torch.Tensor:
+    size, height, width, _ = noise.shape
+    codes = torch.zeros((size, height, width), dtype=torch.long, device=noise.device)
+    for row in range(height):
+        for column in range(width):
+            logits = prior(codes, labels)[:, :, row, column]
+            codes[:, row, column] = _pick(logits, noise[:, row, column], temperature)
+    return codes
+
+
+def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torch.Tensor:
+    size, height, width, _ = noise.shape
+    layers, reach = prior.layers, prior.layers[0].reach
+    biases = prior.layer_biases(labels, size)
+    embedding = prior.embedding.weight
+    channels = embedding.shape[1]
+    codes = torch.zeros((size, height, width), dtype=torch.long, device=noise.device)
+
+    # Each layer's vertical input, padded as in GatedLayer.forward: `reach` zero rows above, `reach` columns each side.
+    vertical_inputs = [embedding.new_zeros((size, channels, height + reach, width + 2 * reach)) for _ in layers]
+    # Each layer's horizontal input for the current row, padded on the left as in GatedLayer.forward. Positions are
+    # written left to right and a window only reads positions already written in this row, so no reset is needed.
+    horizontal_inputs = [embedding.new_zeros((size, channels, 1, width + layer.horizontal_left_pad)) for layer in layers]
+    # What the vertical stack passes to the horizontal one for the current row: from the row above, zero for row 0.
+    vertical_to_horizontal = [embedding.new_zeros((size, 2 * channels, 1, width)) for _ in layers]
+
+    for row in range(height):
+        for column in range(width):
+            # One position through every layer's horizontal stack, as (B, features) vectors.
+            skips = 0
+            for index, (layer, (_, horizontal_bias)) in enumerate(zip(layers, biases)):
+                inputs = horizontal_inputs[index]
+                window = inputs[:, :, 0, column : column + reach + 1].flatten(1)
+                here = inputs[:, :, 0, column + layer.horizontal_left_pad]
+                output, skip = layer.horizontal_step(
+                    window, here, vertical_to_horizontal[index][:, :, 0, column], horizontal_bias
+                )
+                skips = skips + skip
+                if index + 1 < len(layers):
+                    horizontal_inputs[index + 1][:, :, 0, column + layers[index + 1].horizontal_left_pad] = output
+            code = _pick(prior.head(skips), noise[:, row, column], temperature)
+            codes[:, row, column] = code
+            horizontal_inputs[0][:, :, 0, column + layers[0].horizontal_left_pad] = F.embedding(code, embedding)
+
+        # The row is complete: run the vertical stack over it once; it feeds the horizontal stack of the next row.
+        vertical_inputs[0][:, :, row + reach, reach : reach + width] = F.embedding(codes[:, row], embedding).permute(0, 2, 1)
+        for index, (layer, (vertical_bias, _)) in enumerate(zip(layers, biases)):
+            features, output = layer.vertical_step(
+                vertical_inputs[index][:, :, row : row + reach + 1], vertical_bias[:, :, None, None]
+            )
+            vertical_to_horizontal[index] = layer.vertical_to_horizontal(features)
+            if index + 1 < len(layers):
+                vertical_inputs[index + 1][:, :, row + reach, reach : reach + width] = output[:, :, 0]
+    return codes

@@ -1,0 +1,236 @@
+"""Trains a gated PixelCNN prior over a VQ-VAE's codes (stage 2) with Accelerate, like stage1_autoencoders/train.py.
+
+    accelerate launch stage2_prior/train.py --vqvae runs/vqvae --output_dir runs/pixelcnn [--conditional]
+
+The dataset is encoded into code grids once (cached under --codes_cache_dir, keyed by the VQ-VAE's weights and the
+images). Every epoch: the test NLL in bits per code beside the uniform prior's log2(K), and a grid of samples. At
+the end: the prior as config.json (naming the VQ-VAE) + model.safetensors, loadable with from_pretrained;
+samples.png (the prior's samples) beside samples_uniform.png (uniform codes, the baseline); training_info.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # runnable as a script
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from torchvision.utils import save_image
+from tqdm.auto import tqdm
+
+from stage2_prior.codes import extract_codes, weights_fingerprint
+from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_codes
+from stage2_prior.stage1_runs import load_data_for, load_stage1_model
+from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
+from training.batches import make_dataloader
+from training.checkpoints import resolve_checkpoint, save_checkpoint
+from training.guards import check_finite
+from training.schedules import get_scheduler
+
+logger = get_logger(__name__)
+NUM_SAMPLES_SHOWN = 64
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vqvae", required=True, help="The trained VQ-VAE: a run folder or a Hub id.")
+    parser.add_argument("--vqvae_revision", default=None, help="Hub revision of --vqvae (recorded pinned to its commit).")
+    model = parser.add_argument_group("prior")
+    model.add_argument("--hidden_channels", type=int, default=64, help="Channels of both stacks (and the code embedding).")
+    model.add_argument("--num_layers", type=int, default=8,
+                       help="Gated layers; with kernel 3 each reaches one more row up and one more column each side.")
+    model.add_argument("--kernel_size", type=int, default=3, help="Odd kernel width of the stacks.")
+    model.add_argument("--conditional", action="store_true", help="Condition on the dataset's class labels.")
+    model.add_argument("--codes_cache_dir", default=".cache/codes",
+                       help="Where encoded code grids are cached ('' to encode without caching).")
+    model.add_argument("--encode_batch_size", type=int, default=256, help="Batch size per device for encoding.")
+    model.add_argument("--sampling_temperature", type=float, default=1.0, help="Temperature of the saved sample grids.")
+    add_data_arguments(parser)
+    add_training_arguments(parser, default_output_dir="runs/pixelcnn")
+    # By default, the dataset the VQ-VAE was trained on (its training_info.json names it).
+    parser.set_defaults(dataset_name=None)
+    args = parser.parse_args(argv)
+    check_training_arguments(args)
+    return args
+
+
+@torch.no_grad()
+def evaluate(model, test_loader, accelerator, conditional: bool) -> float:
+    """Test NLL in bits per code, averaged over every test grid exactly once across ranks."""
+    model.eval()
+    nll = []
+    for codes, labels in test_loader:
+        nll.append(accelerator.gather_for_metrics(model.nll_bits_per_code(codes, labels if conditional else None)))
+    model.train()
+    return torch.cat(nll).mean().item()
+
+
+@torch.no_grad()
+def save_samples(prior, vqvae, path: str, seed: int, temperature: float) -> None:
+    """NUM_SAMPLES_SHOWN samples decoded by the VQ-VAE; a conditional prior gets the classes in turn (one per column)."""
+    labels = torch.arange(NUM_SAMPLES_SHOWN) % prior.num_classes if prior.conditional else None
+    codes = sample_codes(prior, NUM_SAMPLES_SHOWN, seed=seed, temperature=temperature, labels=labels)
+    nrow = prior.num_classes if prior.conditional else 8
+    save_image(decode_codes(vqvae, codes), path, nrow=nrow)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+    )
+    set_seed(args.seed)
+
+    vqvae, (vqvae_id, vqvae_revision) = load_stage1_model(
+        args.vqvae, args.vqvae_revision, ("vqvae",), "--vqvae",
+        "A PixelCNN prior needs a VQ-VAE; fit a Gaussian mixture prior to an AE or VAE with python -m stage2_prior.fit_mixture.",
+    )
+    data = load_data_for(vqvae, args, args.vqvae, args.vqvae_revision)
+    if args.conditional and data.train_labels is None:
+        raise SystemExit(f"--conditional needs class labels, but {data.info['source']} has none; name them with --label_column.")
+    codes = extract_codes(vqvae, data, accelerator, args.codes_cache_dir or None, args.encode_batch_size)
+    accelerator.print(f"codes: {'read from' if codes.from_cache else 'encoded, cached in'} {codes.cache_file}")
+
+    height, width = vqvae.latent_grid_size
+    model = GatedPixelCNN(
+        num_embeddings=vqvae.num_embeddings, grid_height=height, grid_width=width, hidden_channels=args.hidden_channels,
+        num_layers=args.num_layers, kernel_size=args.kernel_size, num_classes=data.num_classes if args.conditional else None,
+        vqvae_id=vqvae_id, vqvae_revision=vqvae_revision,
+    )
+    no_labels = torch.zeros(len(codes.train_codes), dtype=torch.long)
+    train_labels = codes.train_labels if codes.train_labels is not None else no_labels
+    test_labels = codes.test_labels if codes.test_labels is not None else torch.zeros(len(codes.test_codes), dtype=torch.long)
+    train_loader, train_order = make_dataloader(codes.train_codes, train_labels, batch_size=args.train_batch_size, seed=args.seed)
+    test_loader, _ = make_dataloader(codes.test_codes, test_labels, batch_size=args.eval_batch_size, shuffle=False)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  weight_decay=args.adam_weight_decay)
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, max_train_steps)
+    model, optimizer, train_loader, test_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, test_loader, scheduler)
+
+    uniform_bits = math.log2(vqvae.num_embeddings)
+    if accelerator.is_main_process:
+        os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
+        accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+
+    global_step, first_epoch, batches_to_skip = 0, 0, 0
+    resume = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if resume is not None:
+        path, global_step = resume
+        accelerator.print(f"Resuming from {path} (step {global_step})")
+        try:
+            accelerator.load_state(path)
+        except RuntimeError as error:
+            raise SystemExit(
+                f"{path} does not fit this prior ({error}). Resume with the flags the run started with "
+                f"(--hidden_channels, --num_layers, --kernel_size, --conditional), or start a new --output_dir."
+            ) from error
+        first_epoch = global_step // steps_per_epoch
+        batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+
+    logger.info(f"gated PixelCNN: {sum(p.numel() for p in model.parameters()):,} parameters, {len(codes.train_codes):,} "
+                f"training grids of {height}x{width} codes (K={vqvae.num_embeddings}), {max_train_steps} steps, "
+                f"{accelerator.num_processes} process(es)", main_process_only=True)
+    progress = tqdm(total=max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="pixelcnn")
+    started = time.time()
+    metrics: dict[str, float] = {}
+    for epoch in range(first_epoch, num_epochs):
+        train_order.set_epoch(epoch)
+        epoch_loader = train_loader
+        if epoch == first_epoch and batches_to_skip:
+            epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
+        for grids, labels in epoch_loader:
+            with accelerator.accumulate(model):
+                logits = model(grids, labels if args.conditional else None)
+                bits = F.cross_entropy(logits, grids) / math.log(2)  # bits per code
+                loss = accelerator.reduce(bits.detach().float(), "mean")
+                check_finite(loss, global_step, args.output_dir)
+                accelerator.backward(bits)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            progress.update(1)
+            logs = {"train/nll_bits_per_code": loss.item(), "lr": scheduler.get_last_lr()[0]}
+            progress.set_postfix(bits=f"{logs['train/nll_bits_per_code']:.3f}")
+            accelerator.log(logs, step=global_step)
+            if global_step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                if args.push_checkpoints_to_hub and accelerator.is_main_process:
+                    from hub.push import push_checkpoint
+                    push_checkpoint(os.path.join(args.output_dir, "checkpoints", f"checkpoint-{global_step}"), args.hub_model_id, private=args.hub_private)
+            if global_step >= max_train_steps:
+                break
+
+        test_bits = evaluate(accelerator.unwrap_model(model), test_loader, accelerator, args.conditional)
+        metrics = {"test/nll_bits_per_code": test_bits, "uniform_prior_bits_per_code": uniform_bits, "epoch": epoch}
+        accelerator.log(metrics, step=global_step)
+        accelerator.print(f"epoch {epoch}: test NLL {test_bits:.4f} bits/code (uniform prior: log2(K) = {uniform_bits:.4f})")
+        if accelerator.is_main_process:
+            save_samples(accelerator.unwrap_model(model), vqvae, os.path.join(args.output_dir, "samples", f"samples-epoch{epoch:03d}.png"),
+                         args.seed, args.sampling_temperature)
+        if global_step >= max_train_steps:
+            break
+
+    progress.close()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        final.save_pretrained(args.output_dir)
+        save_samples(final, vqvae, os.path.join(args.output_dir, "samples.png"), args.seed, args.sampling_temperature)
+        uniform = sample_uniform_codes(vqvae.num_embeddings, (height, width), NUM_SAMPLES_SHOWN, seed=args.seed)
+        save_image(decode_codes(vqvae, uniform), os.path.join(args.output_dir, "samples_uniform.png"), nrow=8)
+        write_training_info(args, data, codes, vqvae, accelerator, global_step, time.time() - started, metrics)
+        if args.push_to_hub:
+            from hub.push import push_run_folder
+            push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)
+    accelerator.end_training()
+
+
+def write_training_info(args, data, codes, vqvae, accelerator, steps: int, seconds: float, metrics: dict) -> None:
+    info = {
+        "model": "gated_pixelcnn",
+        "vqvae": args.vqvae,
+        "vqvae_weights_sha256": weights_fingerprint(vqvae),
+        "conditional": args.conditional,
+        "dataset": data.info,
+        "num_train_images": len(codes.train_codes),
+        "num_test_images": len(codes.test_codes),
+        "codes_cache_file": codes.cache_file,
+        "steps": steps,
+        "train_batch_size_per_device": args.train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "num_processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "mixed_precision": accelerator.mixed_precision,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "wall_time_seconds": round(seconds, 1),
+        "final_metrics": metrics,
+    }
+    with open(os.path.join(args.output_dir, "training_info.json"), "w") as f:
+        json.dump(info, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

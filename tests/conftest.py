@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Two cores on CI: one thread per test process keeps timings stable and avoids oversubscription.
+    torch.set_num_threads(int(os.environ.get("TWOSTAGE_TEST_THREADS", "2")))
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> str:
+    if not (MNIST / "mnist").is_dir():
+        pytest.skip(f"real MNIST is not at {MNIST} (the project's ../shared/data/mnist); the digits tests still run")
+    return str(MNIST)

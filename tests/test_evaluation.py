@@ -1,0 +1,180 @@
+"""Evaluation: the classifier's IS on real and noise images, FID's behaviour, the Inception-v3 path, likelihood
+estimators, and the report's agreement between REPORT.md and report.json.
+
+The MNIST classifier is trained once per machine (cached under $TWOSTAGE_CACHE or ~/.cache/twostage), about a
+minute and a half on 2 CPU cores the first time.
+"""
+
+import json
+import math
+import os
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+from evaluation.fidelity import INCEPTION, check_inception_weights, fidelity_metrics, inception_score
+from evaluation.likelihood import codebook_statistics, vae_likelihoods
+from evaluation.report import COLUMNS, parse_table
+from evaluation.train_classifier import trained_classifier_folder
+from stage1_autoencoders import VAE, VQVAE, AE
+from stage1_autoencoders.data import load_image_data, to_float
+from stage1_autoencoders.likelihoods import gaussian_kl, reconstruction_nll
+from stage2_prior import GatedPixelCNN
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path):
+    """The real MNIST test split (the train split is decoded only where the classifier must be trained)."""
+    return load_image_data(mnist_path, max_train_samples=1)
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(mnist_path) -> str:
+    return trained_classifier_folder(mnist_path)
+
+
+def test_classifier_reaches_99_percent_on_mnist(mnist_classifier):
+    with open(os.path.join(mnist_classifier, "training_info.json")) as file:
+        info = json.load(file)
+    assert info["num_test"] == 10_000
+    assert info["test_accuracy"] >= 0.99
+
+
+def test_inception_score_of_real_mnist_test_split_is_above_9_5(mnist, mnist_classifier):
+    score, _ = inception_score(mnist.test_images, feature_extractor_weights_path=mnist_classifier)
+    assert score > 9.5
+
+
+def test_inception_score_of_uniform_noise_is_below_2(mnist_classifier):
+    noise = torch.randint(0, 256, (2000, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    score, _ = inception_score(noise, feature_extractor_weights_path=mnist_classifier)
+    assert score < 2
+
+
+def test_fid_of_test_split_with_itself_is_near_zero_and_grows_with_blur(mnist, mnist_classifier):
+    real = mnist.test_images
+    fids = [fidelity_metrics(real, real, metrics=("fid",), feature_extractor_weights_path=mnist_classifier)["fid"]]
+    for sigma in (1.0, 2.0):
+        blurred = gaussian_blur(real, kernel_size=7, sigma=sigma)
+        fids.append(fidelity_metrics(blurred, real, metrics=("fid",), feature_extractor_weights_path=mnist_classifier)["fid"])
+    assert abs(fids[0]) < 1e-3
+    assert fids[0] < fids[1] < fids[2]
+    assert fids[1] > 1.0
+
+
+def made_up_inception_weights(path: str) -> None:
+    """A weights file with the shapes of torch-fidelity's Inception-v3 (the real one cannot be downloaded here):
+    the network's own modules, He-initialised so that activations neither vanish nor explode through 90 layers."""
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+
+    class InceptionShapes(inception.FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, *args, **kwargs):  # build the modules only; weights come below
+            return None
+
+    downloader = inception.load_state_dict_from_url
+    inception.load_state_dict_from_url = lambda *args, **kwargs: {}
+    try:
+        network = InceptionShapes("shapes", ["2048"])
+    finally:
+        inception.load_state_dict_from_url = downloader
+    torch.manual_seed(0)
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(network.state_dict(), path)
+
+
+def test_inception_v3_path_runs_end_to_end_with_a_local_weights_file(tmp_path):
+    weights = str(tmp_path / "inception.pth")
+    made_up_inception_weights(weights)
+    digits = load_image_data("digits")
+    scores = fidelity_metrics(
+        digits.test_images[:8], digits.train_images[:8], feature_extractor=INCEPTION, feature_extractor_weights_path=weights
+    )
+    assert set(scores) == {"is", "is_std", "fid", "kid", "kid_std", "precision", "recall"}
+    assert all(math.isfinite(value) for value in scores.values())
+    assert scores["is"] >= 1.0
+    assert scores["fid"] > 0
+    assert 0 <= scores["precision"] <= 1 and 0 <= scores["recall"] <= 1
+
+
+def test_inception_weights_holding_code_are_refused(tmp_path):
+    path = str(tmp_path / "weights.pth")
+    torch.save({"weights": torch.zeros(1), "not a tensor": AE}, path)  # a class: unpickling it imports code
+    with pytest.raises(ValueError, match="more than tensors"):
+        check_inception_weights(path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        check_inception_weights(str(tmp_path / "missing.pth"))
+
+
+def test_importance_weighted_bound_lies_above_the_elbo_which_matches_the_analytic_one():
+    digits = load_image_data("digits", resolution=16)
+    torch.manual_seed(0)
+    model = VAE(image_size=16, latent_dim=4, hidden_channels=(8, 16)).eval()
+    images = digits.test_images[:16]
+    estimates = vae_likelihoods(model, images, num_importance_samples=512)["N(0,I)"]
+    assert estimates["log_px_nats"] > estimates["elbo_nats"]
+    # The Monte Carlo ELBO against -(E[-log p(x|z)] + KL) with the KL in closed form.
+    x = to_float(images)
+    with torch.no_grad():
+        mean, logvar = model.encode(x)
+        z = mean + torch.randn(512, *mean.shape) * (0.5 * logvar).exp()
+        reconstruction = reconstruction_nll(model.decode_logits(z.flatten(0, 1)), x.repeat(512, 1, 1, 1), "bernoulli", 0.1)
+        analytic = -(reconstruction.mean() + gaussian_kl(mean, logvar).mean()).item()
+    assert estimates["elbo_nats"] == pytest.approx(analytic, abs=0.02 * abs(analytic))
+    single = vae_likelihoods(model, images, num_importance_samples=1)["N(0,I)"]
+    assert single["log_px_nats"] == pytest.approx(single["elbo_nats"])
+    assert single["nll_bits_per_dim"] == pytest.approx(-single["log_px_nats"] / (16 * 16 * math.log(2)))
+
+
+def test_codebook_usage_and_perplexity():
+    codes = torch.tensor([[[0, 1], [2, 3]], [[0, 1], [2, 3]]])
+    statistics = codebook_statistics(codes, num_embeddings=8)
+    assert statistics["codebook_usage"] == pytest.approx(0.5)
+    assert statistics["perplexity"] == pytest.approx(4.0)
+
+
+def _cell_value(cell: str) -> float | None:
+    return None if cell == "—" else float(re.match(r"-?[\d.]+", cell).group())
+
+
+def test_report_json_and_table_agree(tmp_path, mnist_path, mnist_classifier):
+    """The whole evaluate command on small stage-1 models (briefly trained is not needed for agreement) and a
+    PixelCNN naming its VQ-VAE; the table in REPORT.md must show exactly the numbers of report.json."""
+    from evaluation.evaluate import main
+
+    torch.manual_seed(0)
+    VAE(latent_dim=8).save_pretrained(tmp_path / "vae")
+    AE(latent_dim=8).save_pretrained(tmp_path / "ae")
+    VQVAE(num_embeddings=16).save_pretrained(tmp_path / "vqvae")
+    GatedPixelCNN(num_embeddings=16, hidden_channels=8, num_layers=2, vqvae_id=str(tmp_path / "vqvae")).save_pretrained(tmp_path / "pixelcnn")
+    report_dir = tmp_path / "report"
+    main([
+        str(tmp_path / "vae"), str(tmp_path / "ae"), str(tmp_path / "pixelcnn"),
+        "--output_dir", str(report_dir), "--dataset_name", mnist_path, "--max_eval_samples", "200",
+        "--num_importance_samples", "2", "--tsne_points", "100", "--feature_extractor_weights_path", mnist_classifier,
+    ])
+    report = json.loads((report_dir / "report.json").read_text())
+    table = parse_table((report_dir / "REPORT.md").read_text())
+    expected_rows = {("vae", "N(0,I)"), ("ae", "N(0,I)"), ("vqvae", "uniform"), ("vqvae", "PixelCNN")}
+    assert {(row["model"], row["prior"]) for row in report["rows"]} == expected_rows
+    assert [(row["model"], row["prior"]) for row in table] == [(row["model"], row["prior"]) for row in report["rows"]]
+    for shown, row in zip(table, report["rows"]):
+        for header, key, template in COLUMNS:
+            value = row[key]
+            if value is None:
+                assert shown[header] == "—"
+            else:
+                decimals = int(re.search(r"\.(\d+)f", template).group(1))
+                assert _cell_value(shown[header]) == pytest.approx(value, abs=0.5 * 10**-decimals + 1e-12), (row, header)
+    uniform, pixelcnn = (next(r for r in report["rows"] if r["prior"] == prior) for prior in ("uniform", "PixelCNN"))
+    assert uniform["nll"] == pytest.approx(4.0) and uniform["nll_unit"] == "bits/code"  # log2 of 16 codes
+    assert math.isfinite(pixelcnn["nll"]) and pixelcnn["nll_unit"] == "bits/code"
+    for model in report["models"].values():
+        for figure in model["figures"].values():
+            assert (report_dir / figure).stat().st_size > 0
+            assert f"]({figure})" in (report_dir / "REPORT.md").read_text()

@@ -1,0 +1,169 @@
+"""The gated PixelCNN: its receptive field, its input, its likelihood, and fast sampling against naive sampling."""
+
+import math
+
+import pytest
+import torch
+
+from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.sampling import sample_codes, sample_uniform_codes
+
+
+def make_prior(height=5, width=6, num_classes=None, kernel_size=3, num_layers=6, seed=0) -> GatedPixelCNN:
+    torch.manual_seed(seed)
+    prior = GatedPixelCNN(
+        num_embeddings=16,
+        grid_height=height,
+        grid_width=width,
+        hidden_channels=12,
+        num_layers=num_layers,
+        kernel_size=kernel_size,
+        num_classes=num_classes,
+    )
+    # Peaked logits and strong class biases, so that sampling depends on what the network computes rather
+    # than on the Gumbel noise alone (a fast sampler that ignored a stack would then give different codes).
+    with torch.no_grad():
+        prior.head_output.weight.mul_(20.0)
+        if prior.class_bias is not None:
+            prior.class_bias.weight.normal_(0.0, 2.0)
+    return prior.eval()
+
+
+def dependencies(prior: GatedPixelCNN, labels=None) -> torch.Tensor:
+    """(H, W, H, W) bool: [i, j, k, l] says whether the logits at (i, j) have a nonzero gradient with respect to
+    the input at (k, l). One backward pass: batch element i * W + j carries the gradient of position (i, j)."""
+    height, width = prior.grid_height, prior.grid_width
+    captured = {}
+
+    def keep_embedded(module, inputs, output):
+        output.retain_grad()
+        captured["embedded"] = output
+
+    handle = prior.embedding.register_forward_hook(keep_embedded)
+    try:
+        codes = torch.randint(prior.num_embeddings, (1, height, width), generator=torch.Generator().manual_seed(1))
+        codes = codes.expand(height * width, height, width)
+        labels = None if labels is None else labels.expand(height * width)
+        logits = prior(codes, labels).flatten(2)  # (H * W, K, H * W)
+        positions = torch.arange(height * width)
+        logits[positions, :, positions].pow(2).sum().backward()
+    finally:
+        handle.remove()
+    return (captured["embedded"].grad.abs().sum(-1) > 0).reshape(height, width, height, width)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_receptive_field_is_the_whole_causal_past(kernel_size, num_classes):
+    # Enough layers that the receptive field covers the grid: every earlier position must count (no blind spot,
+    # in particular up and to the right), and the position itself and every later one must not (causality).
+    prior = make_prior(height=5, width=6, num_classes=num_classes, kernel_size=kernel_size, num_layers=6)
+    labels = None if num_classes is None else torch.tensor([1])
+    positions = torch.arange(5 * 6).reshape(5, 6)
+    found_all = dependencies(prior, labels)
+    for row in range(5):
+        for column in range(6):
+            expected = positions < row * 6 + column
+            found = found_all[row, column]
+            assert torch.equal(found, expected), (
+                f"logits at ({row}, {column}) depend on\n{found.int()}\nbut the causal past is\n{expected.int()}"
+            )
+
+
+def test_receptive_field_of_two_layers_includes_up_and_right():
+    # Two layers of kernel 3, logits at (5, 3). The vertical stack of layer l sees l rows up and l columns each
+    # side of the row it works on; the horizontal stack gets it from the row above. A plain masked PixelCNN would
+    # miss the positions up and to the right (its blind spot).
+    prior = make_prior(height=7, width=8, num_layers=2)
+    expected = torch.zeros(7, 8, dtype=torch.bool)
+    expected[2:5, 1:6] = True  # rows 5-3 .. 5-1, columns 3-2 .. 3+2
+    expected[5, 0:3] = True  # the current row, up to three columns to the left
+    found = dependencies(prior)[5, 3]
+    assert found[4, 4] and found[4, 5] and found[3, 5], "no blind spot: the rows above count to the right too"
+    assert torch.equal(found, expected), f"depends on\n{found.int()}\nexpected\n{expected.int()}"
+
+
+def test_codes_enter_through_the_embedding_not_as_values():
+    prior = make_prior()
+    codes = torch.randint(16, (4, 5, 6), generator=torch.Generator().manual_seed(2))
+    codes[codes == 3] = 5
+    with torch.no_grad():
+        prior.embedding.weight[3] = prior.embedding.weight[5]
+        relabelled = codes.clone()
+        relabelled[:, ::2] = torch.where(codes[:, ::2] == 5, 3, codes[:, ::2])
+        # Two codes with one embedding vector are the same input, however far apart their index values are.
+        torch.testing.assert_close(prior(codes), prior(relabelled), rtol=0, atol=0)
+        assert not torch.equal(prior(codes), prior((codes + 1) % 16))
+    with pytest.raises(ValueError, match="LongTensor"):
+        prior(codes.float())
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        prior(codes + 16)
+
+
+def test_nll_is_log2_k_bits_under_uniform_logits_and_lower_when_peaked():
+    prior = make_prior()
+    codes = torch.randint(16, (3, 5, 6), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        prior.head_output.weight.zero_()
+        prior.head_output.bias.zero_()
+        torch.testing.assert_close(prior.nll_bits_per_code(codes), torch.full((3,), math.log2(16)))
+        # A prior that puts its mass on code 7 scores grids of code 7 far below log2(K).
+        prior.head_output.bias[7] = 10.0
+        assert prior.nll_bits_per_code(torch.full((3, 5, 6), 7)).max() < 0.01
+
+
+@pytest.mark.parametrize("num_classes", [None, 4])
+def test_fast_sampling_gives_exactly_the_naive_codes(num_classes):
+    prior = make_prior(height=4, width=5, num_classes=num_classes, kernel_size=3, num_layers=3)
+    labels = None if num_classes is None else torch.tensor([0, 1, 2, 3, 0, 1, 2])
+    # 7 samples in batches of 3: the last batch is smaller.
+    naive = sample_codes(prior, 7, seed=11, temperature=0.8, labels=labels, batch_size=3, method="naive")
+    fast = sample_codes(prior, 7, seed=11, temperature=0.8, labels=labels, batch_size=3, method="fast")
+    assert naive.shape == (7, 4, 5) and naive.dtype == torch.long
+    assert torch.equal(fast, naive)
+    # The codes depend on the seed (and are not all one value), so the equality above says something.
+    assert not torch.equal(sample_codes(prior, 7, seed=12, labels=labels, batch_size=3), fast)
+    assert len(fast.unique()) > 3
+
+
+def test_conditional_sampling_follows_the_class():
+    prior = make_prior(height=4, width=4, num_classes=4, num_layers=3)
+    one_class = sample_codes(prior, 5, seed=0, labels=2, batch_size=2)
+    per_sample = sample_codes(prior, 5, seed=0, labels=torch.full((5,), 2), batch_size=2)
+    assert torch.equal(one_class, per_sample)
+    assert not torch.equal(sample_codes(prior, 5, seed=0, labels=3, batch_size=2), one_class)
+    with pytest.raises(ValueError, match="class-conditional"):
+        sample_codes(prior, 2)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        sample_codes(prior, 2, labels=4)
+    with pytest.raises(ValueError, match="unconditional"):
+        sample_codes(make_prior(), 2, labels=1)
+
+
+def test_sampling_any_number_with_any_batch_size():
+    prior = make_prior(height=3, width=3, num_layers=2)
+    for num_samples, batch_size in [(0, 4), (1, 4), (5, 5), (5, 2), (9, 4)]:
+        codes = sample_codes(prior, num_samples, seed=1, batch_size=batch_size)
+        assert codes.shape == (num_samples, 3, 3)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_codes(prior, 2, temperature=0.0)
+
+
+def test_uniform_baseline_is_seeded_and_in_range():
+    codes = sample_uniform_codes(16, (5, 6), 50, seed=4)
+    assert codes.shape == (50, 5, 6) and codes.min() >= 0 and codes.max() < 16
+    assert torch.equal(codes, sample_uniform_codes(16, (5, 6), 50, seed=4))
+    assert len(codes.unique()) == 16
+
+
+def test_round_trips_through_save_and_load(tmp_path):
+    prior = GatedPixelCNN(num_embeddings=8, grid_height=3, grid_width=4, hidden_channels=8, num_layers=2,
+                          num_classes=2, vqvae_id="someone/vqvae-mnist", vqvae_revision="abc123")
+    prior.save_pretrained(tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    assert "someone/vqvae-mnist" in config and "abc123" in config
+    loaded = GatedPixelCNN.from_pretrained(tmp_path)
+    assert loaded.vqvae_id == "someone/vqvae-mnist" and loaded.num_classes == 2
+    codes, labels = torch.randint(8, (2, 3, 4)), torch.tensor([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(codes, labels), prior.eval()(codes, labels))

@@ -1,0 +1,67 @@
+"""Flags named as in the Hugging Face example training scripts (diffusers' train_unconditional.py and siblings)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset_name", default="digits",
+                       help="A Hub dataset id (ylecun/mnist, zalando-datasets/fashion_mnist, uoft-cs/cifar10), a local "
+                            "folder in the Hub's parquet layout (../shared/data/mnist), or 'digits' (scikit-learn's "
+                            "bundled 8x8 digits, offline; the default).")
+    group.add_argument("--train_data_dir", default=None,
+                       help="A local image folder (one subfolder per class), read with datasets' imagefolder. "
+                            "Takes precedence over --dataset_name.")
+    group.add_argument("--image_column", default=None, help="Image column; found by its feature type when not given.")
+    group.add_argument("--label_column", default=None, help="Label column; found by its feature type when not given.")
+    group.add_argument("--resolution", type=int, default=None,
+                       help="Resize every image to this square size (default: the dataset's own size).")
+    group.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N training images.")
+    group.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--output_dir", default=default_output_dir,
+                       help="Where checkpoints, sample grids and the final model (config.json + model.safetensors) go.")
+    group.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
+    group.add_argument("--eval_batch_size", type=int, default=256, help="Batch size per device for the test split.")
+    group.add_argument("--num_train_epochs", type=int, default=10)
+    group.add_argument("--max_train_steps", type=int, default=None,
+                       help="Total optimizer steps; overrides --num_train_epochs when given.")
+    group.add_argument("--learning_rate", type=float, default=1e-3)
+    group.add_argument("--lr_scheduler", default="cosine",
+                       help='One of transformers-style schedules: "constant", "linear", "cosine".')
+    group.add_argument("--lr_warmup_steps", type=int, default=0)
+    group.add_argument("--adam_beta1", type=float, default=0.9)
+    group.add_argument("--adam_beta2", type=float, default=0.999)
+    group.add_argument("--adam_weight_decay", type=float, default=0.0)
+    group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping (0 turns it off).")
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    group.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
+                       help="Overrides the Accelerate config. bf16 works on recent CPUs and GPUs; fp16 needs a GPU.")
+    group.add_argument("--checkpointing_steps", type=int, default=500,
+                       help="Save the full training state (model, optimizer, scheduler, RNG, data position) every N steps.")
+    group.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    group.add_argument("--resume_from_checkpoint", default=None,
+                       help='A checkpoint folder, or "latest" to continue from the newest one in --output_dir.')
+    group.add_argument("--report_to", default=None,
+                       help='Tracker for Accelerate ("tensorboard", "wandb", "all"); none by default.')
+    group.add_argument("--logging_dir", default="logs", help="Tracker logs, relative to --output_dir.")
+    group.add_argument("--seed", type=int, default=0, help="Seeds weights, data order and sampling.")
+    group.add_argument("--push_to_hub", action="store_true", help="Push the final model to --hub_model_id.")
+    group.add_argument("--hub_model_id", default=None, help="Repository on the Hub, e.g. user/mnist-vqvae.")
+    group.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
+    group.add_argument("--push_checkpoints_to_hub", action="store_true",
+                       help="Also push each checkpoint as it is written (needs --push_to_hub).")
+
+
+def check_training_arguments(args: argparse.Namespace) -> None:
+    if args.push_to_hub and not args.hub_model_id:
+        raise SystemExit("--push_to_hub needs --hub_model_id (for example --hub_model_id your-name/mnist-vae).")
+    if args.push_checkpoints_to_hub and not args.push_to_hub:
+        raise SystemExit("--push_checkpoints_to_hub needs --push_to_hub and --hub_model_id.")
+    if args.gradient_accumulation_steps < 1 or args.train_batch_size < 1:
+        raise SystemExit("--train_batch_size and --gradient_accumulation_steps must be at least 1.")
