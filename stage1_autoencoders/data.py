@@ -138,6 +138,10 @@ def _load_with_datasets(path: str, **kwargs):
 
     try:
         return datasets.load_dataset(path, **kwargs)
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):
+            raise
+        raise ValueError(f"{path!r}: a split of this dataset is empty ({error}); give a dataset with images in every split.") from error
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"Could not load dataset {path!r}: {error}. Check the Hub id or the folder's path; without internet, "

@@ -133,9 +133,9 @@ def main(argv=None) -> None:
                            max_test_samples=args.max_eval_samples)
     model = build_model(args, data.resolution, data.channels)
     labels_or_index = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
-    train_loader, train_order = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
+    train_loader = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
     test_labels = data.test_labels if data.test_labels is not None else torch.zeros(len(data.test_images), dtype=torch.long)
-    test_loader, _ = make_dataloader(data.test_images, test_labels, batch_size=args.eval_batch_size, shuffle=False)
+    test_loader = make_dataloader(data.test_images, test_labels, batch_size=args.eval_batch_size, shuffle=False)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
@@ -164,10 +164,10 @@ def main(argv=None) -> None:
     started = time.time()
     metrics: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
-        train_order.set_epoch(epoch)
         epoch_loader = train_loader
         if epoch == first_epoch and batches_to_skip:
             epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
+        epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
         code_counts = None
         for images, _labels in epoch_loader:
             with accelerator.accumulate(model):

@@ -58,7 +58,7 @@ def encode_images(vqvae, images: torch.Tensor, accelerator, batch_size: int, des
     """uint8 images (N, C, H, W) -> codes (N, h, w) on the CPU. Each rank encodes its shard of the batches; every
     rank gets all codes back, in the images' order (gather_for_metrics drops the padding of the last batches)."""
     vqvae.eval()
-    loader, _ = make_dataloader(images, batch_size=batch_size, shuffle=False)
+    loader = make_dataloader(images, batch_size=batch_size, shuffle=False)
     loader = accelerator.prepare_data_loader(loader)
     codes = []
     for (batch,) in tqdm(loader, desc=description, disable=not accelerator.is_local_main_process):

@@ -113,8 +113,8 @@ def main(argv=None) -> None:
     no_labels = torch.zeros(len(codes.train_codes), dtype=torch.long)
     train_labels = codes.train_labels if codes.train_labels is not None else no_labels
     test_labels = codes.test_labels if codes.test_labels is not None else torch.zeros(len(codes.test_codes), dtype=torch.long)
-    train_loader, train_order = make_dataloader(codes.train_codes, train_labels, batch_size=args.train_batch_size, seed=args.seed)
-    test_loader, _ = make_dataloader(codes.test_codes, test_labels, batch_size=args.eval_batch_size, shuffle=False)
+    train_loader = make_dataloader(codes.train_codes, train_labels, batch_size=args.train_batch_size, seed=args.seed)
+    test_loader = make_dataloader(codes.test_codes, test_labels, batch_size=args.eval_batch_size, shuffle=False)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
@@ -151,10 +151,10 @@ def main(argv=None) -> None:
     started = time.time()
     metrics: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
-        train_order.set_epoch(epoch)
         epoch_loader = train_loader
         if epoch == first_epoch and batches_to_skip:
             epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
+        epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
         for grids, labels in epoch_loader:
             with accelerator.accumulate(model):
                 logits = model(grids, labels if args.conditional else None)

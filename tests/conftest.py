@@ -8,10 +8,9 @@ REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(autouse=True)
-def _deterministic_threads():
-    # Two cores on CI: one thread per test process keeps timings stable and avoids oversubscription.
-    torch.set_num_threads(int(os.environ.get("TWOSTAGE_TEST_THREADS", "2")))
+# Set at import, before any module-scoped fixture trains: CI has the machine's two cores to itself; where other
+# work shares them, TWOSTAGE_TEST_THREADS=1 avoids oversubscription, which slows torch several times over.
+torch.set_num_threads(int(os.environ.get("TWOSTAGE_TEST_THREADS", "2")))
 
 
 @pytest.fixture(scope="session")

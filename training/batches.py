@@ -49,7 +49,9 @@ def _whole_batch(batch):
 
 
 def make_dataloader(*tensors: torch.Tensor, batch_size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = False):
-    """Returns (dataloader, sampler); call sampler.set_epoch(epoch) before each epoch."""
+    """Call `loader.set_epoch(epoch)` on the prepared loader before each epoch, and on the one that
+    accelerator.skip_first_batches returns: Accelerate passes the epoch down to the sampler, and a loader it
+    created counts epochs from 0 unless told."""
     sampler = EpochPermutation(len(tensors[0]), seed, shuffle)
     loader = DataLoader(
         TensorBatchDataset(*tensors),
@@ -59,4 +61,4 @@ def make_dataloader(*tensors: torch.Tensor, batch_size: int, seed: int = 0, shuf
         # run restores from the checkpoint and must see consumed exactly as in the uninterrupted run.
         generator=torch.Generator().manual_seed(seed),
     )
-    return loader, sampler
+    return loader
