@@ -36,20 +36,21 @@ def gate(features: torch.Tensor) -> torch.Tensor:
 
 
 class GatedLayer(nn.Module):
-    """One layer of both stacks. `first` marks the layer that reads the code embeddings: its horizontal
-    input is shifted one column right (a position must not see its own code) and it has no residual."""
+    """One layer of both stacks. `first` marks the layer that reads the code embeddings: its horizontal input is
+    shifted one column right (a position must not see its own code) and it has no residual. The `last` layer only
+    sends its skip connection on: no later layer reads its stacks' outputs, so it computes none."""
 
-    def __init__(self, channels: int, kernel_size: int, first: bool):
+    def __init__(self, channels: int, kernel_size: int, first: bool, last: bool):
         super().__init__()
         self.reach = kernel_size // 2  # how many rows above / columns to the left one layer looks
-        self.first = first
+        self.first, self.last = first, last
         # The horizontal input is padded this much on the left; one more for the first layer's shift.
         self.horizontal_left_pad = self.reach + 1 if first else self.reach
         self.vertical_conv = nn.Conv2d(channels, 2 * channels, (self.reach + 1, kernel_size))
         self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.horizontal_conv = nn.Conv2d(channels, 2 * channels, (1, self.reach + 1))
         self.skip = nn.Conv2d(channels, channels, 1)
-        self.residual = nn.Conv2d(channels, channels, 1)
+        self.residual = None if last else nn.Conv2d(channels, channels, 1)
 
     def forward(self, vertical, horizontal, vertical_bias, horizontal_bias):
         """Whole grid: (B, C, H, W) inputs of both stacks -> their outputs and this layer's skip."""
@@ -60,21 +61,27 @@ class GatedLayer(nn.Module):
         vertical_to_horizontal = F.pad(self.vertical_to_horizontal(vertical_features), (0, 0, 1, 0))[:, :, :height]
         window = F.pad(horizontal, (self.horizontal_left_pad, 0))[..., : width + self.reach]
         new_horizontal, skip = self.horizontal_step(window, horizontal, vertical_to_horizontal, horizontal_bias)
-        return gate(vertical_features + vertical_bias), new_horizontal, skip
+        return self.vertical_output(vertical_features, vertical_bias), new_horizontal, skip
 
     def vertical_step(self, rows, vertical_bias):
         """`rows`: the vertical input padded as in forward, reach + 1 rows -> (features, gated output), one row."""
         features = self.vertical_conv(rows)
-        return features, gate(features + vertical_bias)
+        return features, self.vertical_output(features, vertical_bias)
+
+    def vertical_output(self, features, vertical_bias):
+        return None if self.last else gate(features + vertical_bias)
 
     def horizontal_step(self, window, horizontal, vertical_to_horizontal, horizontal_bias):
         """`window`: the horizontal input padded as in forward (width W + reach for W outputs), or one position's
         flattened window; `horizontal`: the input at the output positions, for the residual."""
         gated = gate(apply_conv(self.horizontal_conv, window) + vertical_to_horizontal + horizontal_bias)
+        skip = apply_conv(self.skip, gated)
+        if self.last:
+            return None, skip
         new_horizontal = apply_conv(self.residual, gated)
         if not self.first:
             new_horizontal = new_horizontal + horizontal
-        return new_horizontal, apply_conv(self.skip, gated)
+        return new_horizontal, skip
 
 
 class GatedPixelCNN(HubModel):
@@ -113,7 +120,9 @@ class GatedPixelCNN(HubModel):
         self.vqvae_revision = vqvae_revision
 
         self.embedding = nn.Embedding(num_embeddings, hidden_channels)
-        self.layers = nn.ModuleList(GatedLayer(hidden_channels, kernel_size, first=index == 0) for index in range(num_layers))
+        self.layers = nn.ModuleList(
+            GatedLayer(hidden_channels, kernel_size, first=index == 0, last=index == num_layers - 1) for index in range(num_layers)
+        )
         # The paper's conditional bias V^T h: one learned vector per class, per layer and stack, added before the gate.
         self.class_bias = None
         if num_classes is not None:

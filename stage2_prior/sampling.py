@@ -158,7 +158,7 @@ def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torc
                     window, here, vertical_to_horizontal[index][:, :, 0, column], horizontal_bias
                 )
                 skips = skips + skip
-                if index + 1 < len(layers):
+                if not layer.last:
                     horizontal_inputs[index + 1][:, :, 0, column + layers[index + 1].horizontal_left_pad] = output
             code = _pick(prior.head(skips), noise[:, row, column], temperature)
             codes[:, row, column] = code
@@ -171,6 +171,6 @@ def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torc
                 vertical_inputs[index][:, :, row : row + reach + 1], vertical_bias[:, :, None, None]
             )
             vertical_to_horizontal[index] = layer.vertical_to_horizontal(features)
-            if index + 1 < len(layers):
+            if not layer.last:
                 vertical_inputs[index + 1][:, :, row + reach, reach : reach + width] = output[:, :, 0]
     return codes

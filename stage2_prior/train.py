@@ -217,6 +217,7 @@ def write_training_info(args, data, codes, vqvae, accelerator, steps: int, secon
         "num_train_images": len(codes.train_codes),
         "num_test_images": len(codes.test_codes),
         "codes_cache_file": codes.cache_file,
+        "codes_from_cache": codes.from_cache,
         "steps": steps,
         "train_batch_size_per_device": args.train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,

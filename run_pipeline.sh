@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole two-stage pipeline, end to end: stage-1 autoencoders, stage-2 priors, then one evaluation report.
+#   bash run_pipeline.sh                                    # the bundled digits, offline, a few minutes on 2 CPU cores
+#   DATASET=ylecun/mnist EPOCHS=10 bash run_pipeline.sh     # any --dataset_name; a local copy works the same way
+# Outputs land in $RUNS (default runs/): one folder per model or prior, and $RUNS/report/REPORT.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+DATASET=${DATASET:-digits}
+EPOCHS=${EPOCHS:-15}
+PRIOR_EPOCHS=${PRIOR_EPOCHS:-$EPOCHS}
+RUNS=${RUNS:-runs}
+BATCH=${BATCH:-64}
+# The digits have 17 grey levels, which a Gaussian likelihood fits; Bernoulli suits near-binary MNIST.
+LIKELIHOOD=${LIKELIHOOD:-$([ "$DATASET" = digits ] && echo gaussian || echo bernoulli)}
+EXTRA=${EXTRA:-}  # more flags for every training run, e.g. "--resolution 32" or "--hidden_channels 32 64 128"
+
+python -m pip install -q -e . >/dev/null 2>&1 || python -m pip install -e .
+export ACCELERATE_USE_CPU=${ACCELERATE_USE_CPU:-$(python -c "import torch; print(int(not torch.cuda.is_available()))")}
+launch() { accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "$@"; }
+common=(--dataset_name "$DATASET" --likelihood "$LIKELIHOOD" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1 $EXTRA)
+
+echo "== stage 1: autoencoders on $DATASET"
+launch stage1_autoencoders/train.py --model ae       --latent_dim 8 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/ae" "${common[@]}"
+launch stage1_autoencoders/train.py --model vae      --latent_dim 8 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vae" "${common[@]}"
+launch stage1_autoencoders/train.py --model beta_vae --latent_dim 8 --beta 2 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/beta_vae-2" "${common[@]}"
+launch stage1_autoencoders/train.py --model beta_vae --latent_dim 8 --beta 10 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/beta_vae-10" "${common[@]}"
+launch stage1_autoencoders/train.py --model vqvae    --num_embeddings 32 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vqvae" "${common[@]}"
+
+echo "== stage 2: learned priors"
+launch stage2_prior/train.py --vqvae "$RUNS/vqvae" --conditional --num_train_epochs "$PRIOR_EPOCHS" --output_dir "$RUNS/vqvae-pixelcnn" \
+  --dataset_name "$DATASET" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1
+for model in ae vae beta_vae-2 beta_vae-10; do
+  python -m stage2_prior.fit_mixture --autoencoder "$RUNS/$model" --n_components 10 --output_dir "$RUNS/$model-gmm"
+done
+
+echo "== evaluation"
+python -m evaluation.evaluate "$RUNS"/ae "$RUNS"/vae "$RUNS"/beta_vae-2 "$RUNS"/beta_vae-10 "$RUNS"/vqvae \
+  "$RUNS"/*-gmm "$RUNS"/vqvae-pixelcnn --output_dir "$RUNS/report"
+echo "Report: $RUNS/report/REPORT.md"
