@@ -66,3 +66,12 @@ def peak_memory_mib(device: str | torch.device) -> float:
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(device: str | torch.device, function):
+    """(seconds, result) of function(), the device's queued work included."""
+    synchronize(device)
+    started = time.perf_counter()
+    result = function()
+    synchronize(device)
+    return time.perf_counter() - started, result

@@ -9,7 +9,6 @@ model, never as a pickled scikit-learn object.
 from __future__ import annotations
 
 import torch
-from sklearn.mixture import GaussianMixture
 
 from hub import HubModel
 
@@ -51,6 +50,8 @@ class MixturePrior(HubModel):
         **config,
     ) -> "MixturePrior":
         """Fits the mixture to latents (N, D) with EM (k-means initialisation, seeded). `config`: autoencoder_id, ..."""
+        from sklearn.mixture import GaussianMixture  # only fitting needs scikit-learn; loading and sampling do not
+
         if latents.dim() != 2 or len(latents) < n_components:
             raise ValueError(
                 f"latents has shape {tuple(latents.shape)}; need (N, D) with at least n_components={n_components} rows."

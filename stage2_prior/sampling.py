@@ -22,7 +22,7 @@ from stage2_prior.pixelcnn import GatedPixelCNN
 METHODS = ("fast", "naive")
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def sample_codes(
     prior: GatedPixelCNN,
     num_samples: int,
@@ -36,7 +36,8 @@ def sample_codes(
     """Samples `num_samples` grids of codes, LongTensor (N, H, W) on the prior's device.
 
     labels: for a conditional prior, one class for all samples (int) or one per sample (N,).
-    The result depends on (seed, batch_size, temperature, labels), not on the method or the device."""
+    The codes depend on (seed, batch_size, temperature, labels), not on the method or the device (up to float
+    rounding breaking a near-tie)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}: choose one of {METHODS}.")
     if num_samples < 0 or batch_size < 1:
@@ -62,7 +63,7 @@ def sample_codes(
     return torch.cat(batches)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def sample_images(prior: GatedPixelCNN, vqvae, num_samples: int, batch_size: int = 64, **sampling_options) -> torch.Tensor:
     """Samples codes and decodes them with the VQ-VAE: float images (N, C, H, W) in [0, 1]."""
     if tuple(vqvae.latent_grid_size) != (prior.grid_height, prior.grid_width) or vqvae.num_embeddings != prior.num_embeddings:
@@ -75,14 +76,14 @@ def sample_images(prior: GatedPixelCNN, vqvae, num_samples: int, batch_size: int
     return decode_codes(vqvae, codes, batch_size)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def sample_uniform_codes(num_embeddings: int, grid_size: tuple[int, int], num_samples: int, seed: int = 0) -> torch.Tensor:
     """The baseline: every code drawn independently and uniformly (the prior under which the VQ-VAE's KL is constant)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(num_embeddings, (num_samples, *grid_size), generator=generator)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def decode_codes(vqvae, codes: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Grids of codes (N, h, w) -> images (N, C, H, W) in [0, 1], on the VQ-VAE's device, batch by batch."""
     device = next(vqvae.parameters()).device
@@ -90,7 +91,9 @@ def decode_codes(vqvae, codes: torch.Tensor, batch_size: int = 64) -> torch.Tens
     vqvae.eval()
     images = [vqvae.decode_indices(batch.to(device)) for batch in codes.split(batch_size)]
     vqvae.train(was_training)
-    return torch.cat(images) if images else codes.new_empty((0,))
+    if not images:
+        return torch.empty((0, vqvae.in_channels, vqvae.image_size, vqvae.image_size), device=device)
+    return torch.cat(images)
 
 
 def _labels_per_sample(prior: GatedPixelCNN, labels, num_samples: int) -> torch.Tensor | None:

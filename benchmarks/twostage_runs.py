@@ -1,0 +1,89 @@
+"""The twostage side of benchmarks/vs_pythae.py: each function is one run in a process of its own, so that its
+peak memory is its own. Each returns its figures and saves its samples (uint8) in the run folder.
+
+- vae:   train the VAE (train.py's step), time 1,000 samples from N(0, I), fit the Gaussian mixture prior to the
+         training latents (stage2_prior) and sample it;
+- vqvae: train the VQ-VAE and save it;
+- prior: encode the training set into codes, train the gated PixelCNN (stage2_prior/train.py's step), time
+         1,000 samples through the fast sampler (stage2_prior/sampling.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from accelerate import Accelerator
+
+from prior_loop import PriorLoop
+from stage1_autoencoders import VQVAE
+from stage1_autoencoders.data import ImageData
+from stage1_loop import Stage1Loop, stage1_arguments
+from stage2_prior.codes import extract_codes
+from stage2_prior.fit_mixture import embed_images
+from stage2_prior.mixture_prior import MixturePrior
+from stage2_prior.mixture_prior import sample_images as sample_mixture_images
+from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.sampling import sample_images as sample_pixelcnn_images
+from step_clock import timed
+
+
+def model_arguments(settings: dict, model: str):
+    """train.py's arguments for the benchmark's matched settings."""
+    flags = ["--hidden_channels", *map(str, settings["hidden_channels"]), "--latent_dim", str(settings["latent_dim"]),
+             "--num_embeddings", str(settings["num_embeddings"]), "--embedding_dim", str(settings["embedding_dim"]),
+             "--ema_decay", str(settings["ema_decay"])]
+    return stage1_arguments(model, settings["batch_size"], settings["learning_rate"], settings["seed"], *flags)
+
+
+def _stage1(settings: dict, data: ImageData, model: str, workdir: str) -> Stage1Loop:
+    accelerator = Accelerator(cpu=settings["device"] == "cpu")
+    args = model_arguments(settings, model)
+    args.output_dir = workdir  # where the NaN guard looks for checkpoints: none in a benchmark
+    loop = Stage1Loop(args, data, accelerator, channels_last=settings["channels_last"], compile=settings["compile"],
+                      warmup_steps=settings["warmup_steps"])
+    loop.train_steps(settings["epochs"] * loop.steps_per_epoch)
+    loop.trained_model.eval()
+    return loop
+
+
+def vae(settings: dict, data: ImageData, workdir: str) -> dict:
+    loop = _stage1(settings, data, "vae", workdir)
+    model, device, seed, n = loop.trained_model, settings["device"], settings["seed"], settings["num_samples"]
+    model.sample(2)  # warm-up
+    seconds, normal = timed(device, lambda: model.sample(n, generator=torch.Generator().manual_seed(seed)))
+    latents = embed_images(model, data.train_images, 256, "embedding the training set")
+    mixture = MixturePrior.fit(latents, settings["mixture_components"], "full", seed=seed)
+    mixture_samples = sample_mixture_images(mixture, model, n, seed=seed)
+    return {
+        "train_per_second": loop.clock.per_second,
+        "sample_seconds": seconds,
+        "samples": {"vae_normal": normal, "vae_mixture": mixture_samples},
+    }
+
+
+def vqvae(settings: dict, data: ImageData, workdir: str) -> dict:
+    loop = _stage1(settings, data, "vqvae", workdir)
+    loop.trained_model.save_pretrained(os.path.join(workdir, "twostage-vqvae"))
+    return {"train_per_second": loop.clock.per_second}
+
+
+def prior(settings: dict, data: ImageData, workdir: str) -> dict:
+    device, seed, n = settings["device"], settings["seed"], settings["num_samples"]
+    accelerator = Accelerator(cpu=device == "cpu")
+    vqvae_model = VQVAE.from_pretrained(os.path.join(workdir, "twostage-vqvae")).to(accelerator.device).eval()
+    codes = extract_codes(vqvae_model, data, accelerator, cache_dir=None).train_codes
+    height, width = vqvae_model.latent_grid_size
+    torch.manual_seed(seed)
+    pixelcnn = GatedPixelCNN(num_embeddings=vqvae_model.num_embeddings, grid_height=height, grid_width=width)
+    loop = PriorLoop(pixelcnn, codes, accelerator, settings["batch_size"], settings["learning_rate"], seed, workdir,
+                     warmup_steps=settings["warmup_steps"], compile=settings["compile"])
+    loop.train_epochs(settings["prior_epochs"])
+    pixelcnn = loop.prior.eval()
+    batch_size = settings["sample_batch_size"]
+    sample_pixelcnn_images(pixelcnn, vqvae_model, 2, batch_size=batch_size, seed=seed)  # warm-up
+    seconds, samples = timed(device, lambda: sample_pixelcnn_images(pixelcnn, vqvae_model, n, batch_size=batch_size, seed=seed))
+    return {"train_per_second": loop.clock.per_second, "sample_seconds": seconds, "samples": {"vqvae_pixelcnn": samples}}
+
+
+RUNS = {"vae": vae, "vqvae": vqvae, "prior": prior}

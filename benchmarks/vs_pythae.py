@@ -1,0 +1,254 @@
+"""twostage and pythae 0.1.2 side by side on real MNIST, in one run on one machine, with matched settings.
+
+    pip install -e ".[bench]"                          # pythae 0.1.2, only for this benchmark
+    python benchmarks/vs_pythae.py --quick             # under 5 minutes on 2 CPU cores (see --help)
+    python benchmarks/vs_pythae.py                     # the README's figures: all 60,000 images
+    python benchmarks/vs_pythae.py --device cuda       # the same on a GPU
+
+Both libraries train the same encoder and decoder (ours, wrapped as pythae encoders and decoders) from the same
+initial weights, with the same latent size, codebook size, batch size, optimizer (AdamW, constant learning rate)
+and number of epochs, on the same images. What differs is each library's own: its training loop and data path,
+its losses (pythae's VQ-VAE has an MSE reconstruction loss and no codebook initialisation or dead-code restarts),
+its PixelCNN (ours: the gated PixelCNN, 8 layers of kernel 3; pythae's: masked convolutions, its default 10
+layers of kernel 5, both 64 channels wide) and its samplers.
+
+One table, each figure for both libraries and the advantage of twostage (>1: twostage better):
+1. stage-1 training throughput, images/s, VAE and VQ-VAE;   2. PixelCNN training throughput, codes/s;
+3. seconds to sample --num_samples images from VQ-VAE + PixelCNN and from VAE + N(0, I);
+4. IS, FID, precision and recall (the project's MNIST classifier as feature extractor, against the test split)
+   of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN;
+5. peak memory of each run: every run is a process of its own (peak RSS on CPU, torch's peak allocation on CUDA).
+Training throughput leaves out the first --warmup_steps steps and the first step of every epoch (benchmarks/
+step_clock.py). The runs go one after another, so the load average at the start of each is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # runnable as a script
+
+import safetensors.torch
+import torch
+
+from stage1_autoencoders.data import load_image_data
+
+MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist"))
+LIBRARIES = ("twostage", "pythae")
+RUNS = ("vae", "vqvae", "prior")  # "prior" reads the VQ-VAE that "vqvae" saved
+QUICK = {"max_train_samples": 6000, "epochs": 1, "prior_train_samples": 2000, "prior_epochs": 1, "num_samples": 500, "compile": False}
+FULL = {"max_train_samples": None, "epochs": 3, "prior_train_samples": None, "prior_epochs": 5, "num_samples": 1000, "compile": True}
+SAMPLE_SETS = {"vae_normal": "VAE + N(0,I)", "vae_mixture": "VAE + mixture", "vqvae_pixelcnn": "VQ-VAE + PixelCNN"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"A short run: {QUICK['max_train_samples']:,} training images, {QUICK['epochs']} epoch; the "
+                             f"PixelCNNs {QUICK['prior_epochs']} epoch on {QUICK['prior_train_samples']:,} of them; "
+                             f"{QUICK['num_samples']} samples; no torch.compile (its warm-up costs more than it saves here).")
+    parser.add_argument("--dataset_name", default=MNIST, help="MNIST in the Hub's parquet layout (../shared/data/mnist).")
+    parser.add_argument("--max_train_samples", type=int, default=None, help="Train on the first N images (default: all; --quick: 6,000).")
+    parser.add_argument("--epochs", type=int, default=None, help=f"Stage-1 epochs (default {FULL['epochs']}; --quick {QUICK['epochs']}).")
+    parser.add_argument("--prior_train_samples", type=int, default=None,
+                        help=f"Train the PixelCNNs on the codes of the first N training images (default: all of them; "
+                             f"--quick: {QUICK['prior_train_samples']:,}).")
+    parser.add_argument("--prior_epochs", type=int, default=None,
+                        help=f"PixelCNN epochs (default {FULL['prior_epochs']}; --quick {QUICK['prior_epochs']}).")
+    parser.add_argument("--batch_size", type=int, default=64, help="Training batch size of both libraries (both default to 64).")
+    parser.add_argument("--learning_rate", type=float, default=1e-3, help="AdamW's learning rate, constant, for both.")
+    parser.add_argument("--hidden_channels", type=int, nargs="+", default=[32, 64], help="Encoder/decoder widths (ours, for both).")
+    parser.add_argument("--latent_dim", type=int, default=16, help="VAE latent size.")
+    parser.add_argument("--num_embeddings", type=int, default=64, help="VQ-VAE codebook size K.")
+    parser.add_argument("--embedding_dim", type=int, default=16, help="VQ-VAE code vector size.")
+    parser.add_argument("--ema_decay", type=float, default=0.0,
+                        help="VQ-VAE codebook: EMA updates when > 0. Off by default for both, because pythae 0.1.2's "
+                             "PixelCNNSampler cannot sample an EMA VQ-VAE (it calls the EMA codebook, a tensor, as a module).")
+    parser.add_argument("--num_samples", type=int, default=None,
+                        help=f"Images sampled per model, timed and scored (default {FULL['num_samples']:,}; --quick {QUICK['num_samples']}).")
+    parser.add_argument("--sample_batch_size", type=int, default=500, help="Sampling batch size of both (pythae's default).")
+    parser.add_argument("--mixture_components", type=int, default=10, help="Gaussians in both mixture priors.")
+    parser.add_argument("--warmup_steps", type=int, default=5, help="Untimed training steps at the start of each run.")
+    parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                        help="twostage: train in channels_last memory order.")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="twostage: torch.compile the training step (default: on; off with --quick).")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads in every run (default: torch's choice).")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="Keep the runs' models, samples and logs here (default: a temporary folder).")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # LIBRARY:RUN, started by the main process
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    names = ("dataset_name", "max_train_samples", "epochs", "prior_train_samples", "prior_epochs", "batch_size",
+             "learning_rate", "hidden_channels", "latent_dim", "num_embeddings", "embedding_dim", "ema_decay",
+             "num_samples", "sample_batch_size",
+             "mixture_components", "warmup_steps", "channels_last", "compile", "threads", "device", "seed")
+    return {name: getattr(args, name) for name in names}
+
+
+def run_worker(spec: str, workdir: str) -> None:
+    """One run, in this process: its figures go to WORKDIR/LIBRARY-RUN.json, its samples beside them."""
+    library, run = spec.split(":")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from step_clock import peak_memory_mib, reset_peak_memory
+
+    with open(os.path.join(workdir, "settings.json")) as file:
+        settings = json.load(file)
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    if library == "pythae":
+        import pythae_runs as runs  # pythae is imported only where it runs
+    else:
+        import twostage_runs as runs
+    max_train_samples = settings["max_train_samples"]
+    if run == "prior" and settings["prior_train_samples"]:
+        max_train_samples = min(max_train_samples or settings["prior_train_samples"], settings["prior_train_samples"])
+    data = load_image_data(settings["dataset_name"], max_train_samples=max_train_samples)
+    reset_peak_memory(settings["device"])
+    result = runs.RUNS[run](settings, data, workdir)
+    samples = result.pop("samples", {})
+    if samples:
+        from evaluation.fidelity import to_uint8
+
+        safetensors.torch.save_file({name: to_uint8(images) for name, images in samples.items()},
+                                    os.path.join(workdir, f"{library}-{run}-samples.safetensors"))
+    result["peak_memory_mib"] = peak_memory_mib(settings["device"])
+    with open(os.path.join(workdir, f"{library}-{run}.json"), "w") as file:
+        json.dump(result, file)
+
+
+def run_all(settings: dict, workdir: str) -> dict:
+    env = dict(os.environ)
+    if settings["device"] == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # pythae's samplers move the model to any GPU they see
+    results = {}
+    for number, (run, library) in enumerate(((run, library) for run in RUNS for library in LIBRARIES), start=1):
+        load = os.getloadavg()[0]
+        print(f"[{number}/{len(RUNS) * len(LIBRARIES)}] {library} {run} (load average {load:.1f}) ...", end=" ", flush=True)
+        started = time.perf_counter()
+        log_path = os.path.join(workdir, f"{library}-{run}.log")
+        with open(log_path, "w") as log:
+            process = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", f"{library}:{run}",
+                                      "--workdir", workdir], stdout=log, stderr=subprocess.STDOUT, env=env)
+        if process.returncode != 0:
+            with open(log_path) as log:
+                tail = log.read()[-3000:]
+            raise SystemExit(f"\nThe {library} {run} run failed (exit {process.returncode}); the end of {log_path}:\n{tail}")
+        with open(os.path.join(workdir, f"{library}-{run}.json")) as file:
+            results[library, run] = json.load(file) | {"load_average": load}
+        print(f"{time.perf_counter() - started:.0f} s", flush=True)
+    return results
+
+
+def score_samples(settings: dict, workdir: str) -> dict:
+    """IS, FID, precision and recall of every sample set, and the IS of as many real test images (the ceiling)."""
+    from evaluation.fidelity import fidelity_metrics
+    from evaluation.train_classifier import trained_classifier_folder
+
+    data = load_image_data(settings["dataset_name"])
+    classifier = trained_classifier_folder(settings["dataset_name"], data=data)
+    scores = {}
+    for library in LIBRARIES:
+        for run in ("vae", "prior"):
+            for name, images in safetensors.torch.load_file(os.path.join(workdir, f"{library}-{run}-samples.safetensors")).items():
+                scores[library, name] = fidelity_metrics(images, data.test_images, metrics=("isc", "fid", "prc"),
+                                                         feature_extractor_weights_path=classifier, seed=settings["seed"])
+    real = data.test_images[: settings["num_samples"]]
+    scores["real"] = fidelity_metrics(real, metrics=("isc",), feature_extractor_weights_path=classifier, seed=settings["seed"])
+    return scores
+
+
+def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> None:
+    rows = []  # (figure, twostage, pythae, higher is better, format)
+
+    def add(figure, ours, theirs, higher_better, fmt):
+        rows.append((figure, ours, theirs, higher_better, fmt))
+
+    n = f"{settings['num_samples']:,}"
+    add("stage-1 training, VAE (images/s)", results["twostage", "vae"]["train_per_second"], results["pythae", "vae"]["train_per_second"], True, ".0f")
+    add("stage-1 training, VQ-VAE (images/s)", results["twostage", "vqvae"]["train_per_second"], results["pythae", "vqvae"]["train_per_second"], True, ".0f")
+    add("PixelCNN training (codes/s)", results["twostage", "prior"]["train_per_second"], results["pythae", "prior"]["train_per_second"], True, ".0f")
+    add(f"sample {n}, VQ-VAE + PixelCNN (s)", results["twostage", "prior"]["sample_seconds"], results["pythae", "prior"]["sample_seconds"], False, ".2f")
+    add(f"sample {n}, VAE + N(0,I) (s)", results["twostage", "vae"]["sample_seconds"], results["pythae", "vae"]["sample_seconds"], False, ".3f")
+    for name, label in SAMPLE_SETS.items():
+        ours, theirs = scores["twostage", name], scores["pythae", name]
+        add(f"IS, {label}", ours["is"], theirs["is"], True, ".2f")
+        add(f"FID, {label}", ours["fid"], theirs["fid"], False, ".2f")
+        add(f"precision, {label}", ours["precision"], theirs["precision"], True, ".3f")
+        add(f"recall, {label}", ours["recall"], theirs["recall"], True, ".3f")
+    memory = "peak GPU memory" if settings["device"] == "cuda" else "peak RSS"
+    for run, label in (("vae", "VAE run"), ("vqvae", "VQ-VAE run"), ("prior", "PixelCNN run")):
+        add(f"{memory}, {label} (MiB)", results["twostage", run]["peak_memory_mib"], results["pythae", run]["peak_memory_mib"], False, ".0f")
+
+    device = torch.cuda.get_device_name() if settings["device"] == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    images = f"{settings['max_train_samples']:,}" if settings["max_train_samples"] else "all 60,000"
+    prior_images = f" of the first {settings['prior_train_samples']:,} images" if settings["prior_train_samples"] else ""
+    print()
+    print(f"command: python benchmarks/vs_pythae.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"device: {device}, {settings['threads'] or torch.get_num_threads()} torch threads; torch {torch.__version__}, "
+          f"pythae {_pythae_version()}; total {seconds / 60:.1f} min")
+    print(f"MNIST, {images} training images; stage 1: {settings['epochs']} epochs, PixelCNN: {settings['prior_epochs']} epochs{prior_images}; "
+          f"batch {settings['batch_size']}, AdamW lr {settings['learning_rate']:g} constant; encoder/decoder widths "
+          f"{settings['hidden_channels']}, latent {settings['latent_dim']}, codebook {settings['num_embeddings']}x"
+          f"{settings['embedding_dim']} (EMA decay {settings['ema_decay']:g}); twostage options: channels_last={settings['channels_last']}, compile={settings['compile']}")
+    header = f"{'figure':<42}{'twostage':>12}{'pythae':>12}{'advantage':>12}"
+    print(header)
+    print("-" * len(header))
+    for figure, ours, theirs, higher_better, fmt in rows:
+        advantage = ours / theirs if higher_better else theirs / ours
+        print(f"{figure:<42}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>11.2f}x")
+    print(f"advantage: twostage / pythae where higher is better, pythae / twostage where lower is; >1: twostage better.")
+    print(f"IS of {settings['num_samples']:,} real test images (the ceiling): {scores['real']['is']:.2f}. Load average at the "
+          f"start of each run: " + ", ".join(f"{lib} {run} {r['load_average']:.1f}" for (lib, run), r in results.items()))
+
+
+def _pythae_version() -> str:
+    from importlib.metadata import version
+
+    return version("pythae")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        return run_worker(args.worker, args.workdir)
+    if not os.path.isdir(args.dataset_name):
+        raise SystemExit(
+            f"MNIST is not at {args.dataset_name}. This benchmark compares the libraries on real MNIST; give a local "
+            f"copy in the Hub's parquet layout with --dataset_name (the project keeps one at ../shared/data/mnist)."
+        )
+    try:
+        _pythae_version()
+        import pythae  # noqa: F401  (checks that it imports, not only that it is installed)
+    except ImportError as error:
+        raise SystemExit(f"pythae is not importable ({error}); install the benchmark extra: pip install -e \".[bench]\"")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda, but torch sees no CUDA device; run with --device cpu.")
+    settings = settings_of(args)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="vs_pythae-")
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "settings.json"), "w") as file:
+        json.dump(settings, file)
+    started = time.perf_counter()
+    results = run_all(settings, workdir)
+    print("scoring the samples ...", flush=True)
+    scores = score_samples(settings, workdir)
+    print_table(settings, results, scores, time.perf_counter() - started)
+    print(f"models, samples and logs: {workdir}")
+
+
+if __name__ == "__main__":
+    main()
