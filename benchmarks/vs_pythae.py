@@ -19,7 +19,9 @@ One table, each figure for both libraries and the advantage of twostage (>1: two
    of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN;
 5. peak memory of each run: every run is a process of its own (peak RSS on CPU, torch's peak allocation on CUDA).
 Training throughput leaves out the first --warmup_steps steps and the first step of every epoch (benchmarks/
-step_clock.py). The runs go one after another, so the load average at the start of each is printed with it.
+step_clock.py). On a CPU the two libraries' runs of each kind go at the same time, each with half the cores, so
+that a change in the machine's load (a shared machine, a CI runner) hits both alike; --no-side_by_side runs them
+one after another with all cores, as on a quiet machine.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="twostage: train in channels_last memory order.")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="twostage: torch.compile the training step (default: on; off with --quick).")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads in every run (default: torch's choice).")
+    parser.add_argument("--side_by_side", action=argparse.BooleanOptionalAction, default=None,
+                        help="Run the two libraries' runs of each kind at the same time, so that load from anything else "
+                             "on the machine hits both alike (default: on for --device cpu, off for cuda, where they "
+                             "would share one GPU).")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads in every run (default: half the cores side by side, else torch's choice).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="Keep the runs' models, samples and logs here (default: a temporary folder).")
@@ -88,6 +95,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.side_by_side is None:
+        args.side_by_side = args.device == "cpu"
+    if args.threads is None and args.side_by_side:
+        args.threads = max(1, (os.cpu_count() or 2) // 2)
     return args
 
 
@@ -95,7 +106,7 @@ def settings_of(args: argparse.Namespace) -> dict:
     names = ("dataset_name", "max_train_samples", "epochs", "prior_train_samples", "prior_epochs", "batch_size",
              "learning_rate", "hidden_channels", "latent_dim", "num_embeddings", "embedding_dim", "ema_decay",
              "num_samples", "sample_batch_size",
-             "mixture_components", "warmup_steps", "channels_last", "compile", "threads", "device", "seed")
+             "mixture_components", "warmup_steps", "channels_last", "compile", "side_by_side", "threads", "device", "seed")
     return {name: getattr(args, name) for name in names}
 
 
@@ -135,22 +146,37 @@ def run_all(settings: dict, workdir: str) -> dict:
     if settings["device"] == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # pythae's samplers move the model to any GPU they see
     results = {}
-    for number, (run, library) in enumerate(((run, library) for run in RUNS for library in LIBRARIES), start=1):
+    for number, run in enumerate(RUNS, start=1):
         load = os.getloadavg()[0]
-        print(f"[{number}/{len(RUNS) * len(LIBRARIES)}] {library} {run} (load average {load:.1f}) ...", end=" ", flush=True)
-        started = time.perf_counter()
-        log_path = os.path.join(workdir, f"{library}-{run}.log")
-        with open(log_path, "w") as log:
-            process = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", f"{library}:{run}",
-                                      "--workdir", workdir], stdout=log, stderr=subprocess.STDOUT, env=env)
-        if process.returncode != 0:
-            with open(log_path) as log:
-                tail = log.read()[-3000:]
-            raise SystemExit(f"\nThe {library} {run} run failed (exit {process.returncode}); the end of {log_path}:\n{tail}")
-        with open(os.path.join(workdir, f"{library}-{run}.json")) as file:
-            results[library, run] = json.load(file) | {"load_average": load}
-        print(f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(f"[{number}/{len(RUNS)}] {run} runs (load average {load:.1f}) ...", end=" ", flush=True)
+        if settings["side_by_side"]:
+            started = {library: _start(library, run, workdir, env) for library in LIBRARIES}
+            finished = {library: _finish(library, run, workdir, *started[library]) for library in LIBRARIES}
+        else:
+            finished = {library: _finish(library, run, workdir, *_start(library, run, workdir, env)) for library in LIBRARIES}
+        for library, seconds in finished.items():
+            with open(os.path.join(workdir, f"{library}-{run}.json")) as file:
+                results[library, run] = json.load(file) | {"load_average": load}
+        print(", ".join(f"{library} {seconds:.0f} s" for library, seconds in finished.items()), flush=True)
     return results
+
+
+def _start(library: str, run: str, workdir: str, env: dict):
+    log = open(os.path.join(workdir, f"{library}-{run}.log"), "w")
+    command = [sys.executable, os.path.abspath(__file__), "--worker", f"{library}:{run}", "--workdir", workdir]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log, time.perf_counter()
+
+
+def _finish(library: str, run: str, workdir: str, process: subprocess.Popen, log, started: float) -> float:
+    """Waits for a run; its wall time in seconds, or the end of its log if it failed."""
+    returncode = process.wait()
+    seconds = time.perf_counter() - started
+    log.close()
+    if returncode != 0:
+        with open(log.name) as file:
+            tail = file.read()[-3000:]
+        raise SystemExit(f"\nThe {library} {run} run failed (exit {returncode}); the end of {log.name}:\n{tail}")
+    return seconds
 
 
 def score_samples(settings: dict, workdir: str) -> dict:
@@ -198,7 +224,8 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     prior_images = f" of the first {settings['prior_train_samples']:,} images" if settings["prior_train_samples"] else ""
     print()
     print(f"command: python benchmarks/vs_pythae.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"device: {device}, {settings['threads'] or torch.get_num_threads()} torch threads; torch {torch.__version__}, "
+    together = "the two libraries side by side, " if settings["side_by_side"] else ""
+    print(f"device: {device}, {together}{settings['threads'] or torch.get_num_threads()} torch threads each; torch {torch.__version__}, "
           f"pythae {_pythae_version()}; total {seconds / 60:.1f} min")
     print(f"MNIST, {images} training images; stage 1: {settings['epochs']} epochs, PixelCNN: {settings['prior_epochs']} epochs{prior_images}; "
           f"batch {settings['batch_size']}, AdamW lr {settings['learning_rate']:g} constant; encoder/decoder widths "
@@ -212,7 +239,7 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
         print(f"{figure:<42}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>11.2f}x")
     print(f"advantage: twostage / pythae where higher is better, pythae / twostage where lower is; >1: twostage better.")
     print(f"IS of {settings['num_samples']:,} real test images (the ceiling): {scores['real']['is']:.2f}. Load average at the "
-          f"start of each run: " + ", ".join(f"{lib} {run} {r['load_average']:.1f}" for (lib, run), r in results.items()))
+          f"start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
 
 
 def _pythae_version() -> str:

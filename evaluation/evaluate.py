@@ -62,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "torch-fidelity downloads it).")
     parser.add_argument("--num_importance_samples", type=int, default=32,
                         help="k posterior samples per test image for the importance-weighted log p(x) of VAEs.")
-    parser.add_argument("--tsne_points", type=int, default=2000, help="Test images shown in each latent t-SNE.")
+    parser.add_argument("--tsne_points", type=int, default=1000, help="Test images shown in each latent t-SNE.")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="Seeds sampling, importance samples, KID subsets, t-SNE.")
     return parser.parse_args(argv)

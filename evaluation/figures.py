@@ -34,9 +34,12 @@ def embed_2d(latents: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, str]:
     if latents.shape[1] == 2:
         return latents, "latents (2-D, shown as they are)"
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     perplexity = min(30.0, (len(latents) - 1) / 3)
-    points = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(latents)
+    # One OpenMP thread: on a small shared machine t-SNE's busy-waiting threads ran 4-15x slower than one thread.
+    with threadpool_limits(limits=1):
+        points = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(latents)
     return points, f"t-SNE of {latents.shape[1]}-D latents"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -28,7 +29,10 @@ from tqdm.auto import tqdm
 from evaluation.classifier import Classifier
 from stage1_autoencoders.data import ImageData, load_image_data, to_float
 
-TRAINING_DEFAULTS = {"num_epochs": 3, "train_batch_size": 256, "learning_rate": 5e-3, "weight_decay": 1e-4, "seed": 0}
+# min_train_steps: small sets (sklearn's 1,617 digits are 6 batches an epoch) get more epochs, not a weak classifier.
+TRAINING_DEFAULTS = {
+    "num_epochs": 3, "min_train_steps": 500, "train_batch_size": 256, "learning_rate": 5e-3, "weight_decay": 1e-4, "seed": 0
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_epochs", type=int, default=TRAINING_DEFAULTS["num_epochs"])
+    parser.add_argument("--min_train_steps", type=int, default=TRAINING_DEFAULTS["min_train_steps"],
+                        help="Train more epochs than --num_epochs where needed to reach this many steps.")
     parser.add_argument("--train_batch_size", type=int, default=TRAINING_DEFAULTS["train_batch_size"])
     parser.add_argument("--learning_rate", type=float, default=TRAINING_DEFAULTS["learning_rate"], help="Peak of the one-cycle schedule.")
     parser.add_argument("--weight_decay", type=float, default=TRAINING_DEFAULTS["weight_decay"])
@@ -51,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_classifier(
     data: ImageData,
     num_epochs: int = TRAINING_DEFAULTS["num_epochs"],
+    min_train_steps: int = TRAINING_DEFAULTS["min_train_steps"],
     train_batch_size: int = TRAINING_DEFAULTS["train_batch_size"],
     learning_rate: float = TRAINING_DEFAULTS["learning_rate"],
     weight_decay: float = TRAINING_DEFAULTS["weight_decay"],
@@ -75,6 +82,7 @@ def train_classifier(
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    num_epochs = max(num_epochs, math.ceil(min_train_steps / len(loader)))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=num_epochs * len(loader))
 
     start = time.perf_counter()

@@ -9,7 +9,6 @@ the full training state. At the end: the model as config.json + model.safetensor
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ from training.arguments import add_data_arguments, add_training_arguments, check
 from training.batches import make_dataloader
 from training.checkpoints import resolve_checkpoint, save_checkpoint
 from training.guards import check_finite
+from training.run_info import write_training_info
 from training.schedules import get_scheduler
 
 logger = get_logger(__name__)
@@ -217,7 +217,8 @@ def main(argv=None) -> None:
         final.save_pretrained(args.output_dir)
         save_final_samples(final, data.test_images, args.output_dir, args.seed)
         metrics["weights_checksum_per_rank"] = checksums
-        write_training_info(args, data, accelerator, global_step, time.time() - started, metrics)
+        write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=args.model,
+                            dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images))
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)
@@ -242,27 +243,6 @@ def save_final_samples(model, test_images, output_dir: str, seed: int) -> None:
         else:
             images = model.reconstruct(to_float(test_images[:64]).to(next(model.parameters()).device))
     save_image(images, os.path.join(output_dir, "samples.png"), nrow=8)
-
-
-def write_training_info(args, data, accelerator, steps: int, seconds: float, metrics: dict) -> None:
-    info = {
-        "model": args.model,
-        "dataset": data.info,
-        "num_train_images": len(data.train_images),
-        "num_test_images": len(data.test_images),
-        "steps": steps,
-        "train_batch_size_per_device": args.train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": accelerator.num_processes,
-        "device": str(accelerator.device),
-        "mixed_precision": accelerator.mixed_precision,
-        "learning_rate": args.learning_rate,
-        "seed": args.seed,
-        "wall_time_seconds": round(seconds, 1),
-        "final_metrics": metrics,
-    }
-    with open(os.path.join(args.output_dir, "training_info.json"), "w") as f:
-        json.dump(info, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ samples.png (the prior's samples) beside samples_uniform.png (uniform codes, the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -35,6 +34,7 @@ from training.arguments import add_data_arguments, add_training_arguments, check
 from training.batches import make_dataloader
 from training.checkpoints import resolve_checkpoint, save_checkpoint
 from training.guards import check_finite
+from training.run_info import write_training_info
 from training.schedules import get_scheduler
 
 logger = get_logger(__name__)
@@ -200,37 +200,14 @@ def main(argv=None) -> None:
         save_samples(final, vqvae, os.path.join(args.output_dir, "samples.png"), args.seed, args.sampling_temperature)
         uniform = sample_uniform_codes(vqvae.num_embeddings, (height, width), NUM_SAMPLES_SHOWN, seed=args.seed)
         save_image(decode_codes(vqvae, uniform), os.path.join(args.output_dir, "samples_uniform.png"), nrow=8)
-        write_training_info(args, data, codes, vqvae, accelerator, global_step, time.time() - started, metrics)
+        write_training_info(args, accelerator, global_step, time.time() - started, metrics, model="gated_pixelcnn",
+                            vqvae=args.vqvae, vqvae_weights_sha256=weights_fingerprint(vqvae), conditional=args.conditional,
+                            dataset=data.info, num_train_images=len(codes.train_codes), num_test_images=len(codes.test_codes),
+                            codes_cache_file=codes.cache_file, codes_from_cache=codes.from_cache)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)
     accelerator.end_training()
-
-
-def write_training_info(args, data, codes, vqvae, accelerator, steps: int, seconds: float, metrics: dict) -> None:
-    info = {
-        "model": "gated_pixelcnn",
-        "vqvae": args.vqvae,
-        "vqvae_weights_sha256": weights_fingerprint(vqvae),
-        "conditional": args.conditional,
-        "dataset": data.info,
-        "num_train_images": len(codes.train_codes),
-        "num_test_images": len(codes.test_codes),
-        "codes_cache_file": codes.cache_file,
-        "codes_from_cache": codes.from_cache,
-        "steps": steps,
-        "train_batch_size_per_device": args.train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": accelerator.num_processes,
-        "device": str(accelerator.device),
-        "mixed_precision": accelerator.mixed_precision,
-        "learning_rate": args.learning_rate,
-        "seed": args.seed,
-        "wall_time_seconds": round(seconds, 1),
-        "final_metrics": metrics,
-    }
-    with open(os.path.join(args.output_dir, "training_info.json"), "w") as f:
-        json.dump(info, f, indent=2)
 
 
 if __name__ == "__main__":

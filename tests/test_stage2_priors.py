@@ -42,24 +42,23 @@ def small_vqvae(seed=0, **options) -> VQVAE:
 
 
 def test_codes_are_encoded_once_cached_and_never_stale(digits, tmp_path):
-    accelerator = Accelerator(cpu=True)
-    vqvae = small_vqvae()
+    accelerator = Accelerator()
+    vqvae, other = small_vqvae(), small_vqvae(seed=1)  # the same architecture, other weights
+    with torch.no_grad():
+        expected = vqvae.encode_to_indices(to_float(digits.test_images))
+        expected_other = other.encode_to_indices(to_float(digits.test_images))
     first = extract_codes(vqvae, digits, accelerator, str(tmp_path), batch_size=100)
     assert not first.from_cache and os.path.isfile(first.cache_file)
     assert first.train_codes.shape == (len(digits.train_images), 2, 2) and first.train_codes.dtype == torch.long
-    with torch.no_grad():
-        assert torch.equal(first.test_codes, vqvae.encode_to_indices(to_float(digits.test_images)))
+    assert torch.equal(first.test_codes, expected)
 
     second = extract_codes(vqvae, digits, accelerator, str(tmp_path), batch_size=100)
     assert second.from_cache and second.cache_file == first.cache_file
     assert torch.equal(second.train_codes, first.train_codes) and torch.equal(second.test_codes, first.test_codes)
 
-    # The same architecture with other weights: a new cache file, codes of its own.
-    other = small_vqvae(seed=1)
     third = extract_codes(other, digits, accelerator, str(tmp_path), batch_size=100)
     assert not third.from_cache and third.cache_file != first.cache_file
-    with torch.no_grad():
-        assert torch.equal(third.test_codes, other.encode_to_indices(to_float(digits.test_images)))
+    assert torch.equal(third.test_codes, expected_other)
     # Other images (a subset) with the first VQ-VAE: not the first cache either.
     subset = load_image_data("digits", max_train_samples=100)
     assert not extract_codes(vqvae, subset, accelerator, str(tmp_path)).from_cache
@@ -74,7 +73,7 @@ def test_sampling_decodes_any_number_in_any_batch_size_with_either_codebook(ema_
         assert images.shape == (num_samples, 1, 8, 8)
         assert images.min() >= 0 and images.max() <= 1
     codes = sample_codes(prior, 7, seed=0, batch_size=3)
-    assert torch.equal(sample_images(prior, vqvae, 7, batch_size=3, seed=0), decode_codes(vqvae, codes))
+    assert torch.equal(sample_images(prior, vqvae, 7, batch_size=3, seed=0), decode_codes(vqvae, codes, batch_size=3))
     wrong = GatedPixelCNN(num_embeddings=32, grid_height=2, grid_width=2, hidden_channels=8, num_layers=2)
     with pytest.raises(ValueError, match="VQ-VAE"):
         sample_images(wrong, vqvae, 2)
@@ -91,25 +90,27 @@ def mnist_vqvae(mnist_path, tmp_path_factory):
     return str(folder)
 
 
-def train_prior(vqvae_folder: str, output_dir, *flags: str) -> str:
+@pytest.fixture(scope="module")
+def mnist_prior(mnist_vqvae, tmp_path_factory):
+    """A class-conditional PixelCNN trained briefly by the stage-2 script on the VQ-VAE's codes of those images."""
+    folder = tmp_path_factory.mktemp("prior")
     stage2_train.main([
-        "--vqvae", vqvae_folder, *MNIST_SUBSET, "--hidden_channels", "32", "--num_layers", "5",
-        "--learning_rate", "3e-3", "--lr_scheduler", "constant", "--output_dir", str(output_dir),
-        "--codes_cache_dir", str(output_dir / "codes"), *flags,
+        "--vqvae", mnist_vqvae, *MNIST_SUBSET, "--hidden_channels", "32", "--num_layers", "5", "--conditional",
+        "--max_train_steps", "300", "--learning_rate", "3e-3", "--lr_scheduler", "constant",
+        "--output_dir", str(folder), "--codes_cache_dir", str(folder / "codes"),
     ])
-    return str(output_dir)
+    return str(folder)
 
 
 @pytest.mark.slow
-def test_prior_trained_on_mnist_codes_beats_the_uniform_and_unigram_priors(mnist_vqvae, tmp_path):
-    folder = train_prior(mnist_vqvae, tmp_path, "--max_train_steps", "100")
-    info = json.load(open(os.path.join(folder, "training_info.json")))
+def test_prior_trained_on_mnist_codes_beats_the_uniform_and_unigram_priors(mnist_prior, mnist_vqvae):
+    info = json.load(open(os.path.join(mnist_prior, "training_info.json")))
     test_bits = info["final_metrics"]["test/nll_bits_per_code"]
     assert info["final_metrics"]["uniform_prior_bits_per_code"] == math.log2(32)
     assert test_bits < math.log2(32)
 
     # Stronger: it beats coding each position with the codes' overall frequencies, so it uses the context.
-    prior = GatedPixelCNN.from_pretrained(folder)
+    prior = GatedPixelCNN.from_pretrained(mnist_prior)
     assert prior.vqvae_id == os.path.abspath(mnist_vqvae)
     vqvae = VQVAE.from_pretrained(prior.vqvae_id)
     data = load_image_data(info["dataset"]["source"], max_train_samples=6000, max_test_samples=1000)
@@ -118,18 +119,13 @@ def test_prior_trained_on_mnist_codes_beats_the_uniform_and_unigram_priors(mnist
         test_codes = vqvae.encode_to_indices(to_float(data.test_images))
         frequencies = torch.bincount(train_codes.flatten(), minlength=32).float().add(1).div(train_codes.numel() + 32)
         unigram_bits = -frequencies.log2()[test_codes].mean().item()
-        assert prior.nll_bits_per_code(test_codes).mean().item() == pytest.approx(test_bits, abs=1e-4)
+        assert prior.nll_bits_per_code(test_codes, data.test_labels).mean().item() == pytest.approx(test_bits, abs=1e-4)
     assert test_bits < unigram_bits - 0.3, f"PixelCNN {test_bits:.3f} bits/code vs unigram {unigram_bits:.3f}"
-
-    # A second run on the same VQ-VAE and data reads the codes from the cache.
-    again = train_prior(mnist_vqvae, tmp_path / "again", "--max_train_steps", "1", "--codes_cache_dir", str(tmp_path / "codes"))
-    assert json.load(open(os.path.join(again, "training_info.json")))["codes_from_cache"]
 
 
 @pytest.mark.slow
-def test_class_conditional_samples_are_classified_as_their_class(mnist_vqvae, mnist_path, tmp_path):
-    folder = train_prior(mnist_vqvae, tmp_path, "--conditional", "--max_train_steps", "300")
-    prior, vqvae = GatedPixelCNN.from_pretrained(folder), VQVAE.from_pretrained(mnist_vqvae)
+def test_class_conditional_samples_are_classified_as_their_class(mnist_prior, mnist_vqvae, mnist_path):
+    prior, vqvae = GatedPixelCNN.from_pretrained(mnist_prior), VQVAE.from_pretrained(mnist_vqvae)
     assert prior.num_classes == 10
 
     # A quick classifier of real MNIST digits (about 89% test accuracy).
@@ -204,17 +200,18 @@ def digits_prior_flags(vqvae_folder, output_dir, *flags: str) -> list[str]:
 
 def test_training_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_does(tmp_path):
     small_vqvae().save_pretrained(tmp_path / "vqvae")
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", tmp_path / "straight", "--max_train_steps", "12", "--conditional"))
+    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", tmp_path / "straight", "--max_train_steps", "12"))
     interrupted = tmp_path / "interrupted"
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "7", "--conditional",
-                                         "--checkpointing_steps", "7"))
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "12", "--conditional",
+    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "7", "--checkpointing_steps", "7"))
+    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "12",
                                          "--resume_from_checkpoint", "latest"))
+    info = json.load(open(interrupted / "training_info.json"))
+    assert info["steps"] == 12 and info["codes_from_cache"]
     straight, resumed = GatedPixelCNN.from_pretrained(tmp_path / "straight"), GatedPixelCNN.from_pretrained(interrupted)
     for (name, expected), actual in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(actual, expected, msg=f"{name} differs after resuming")
     with pytest.raises(SystemExit, match="Resume with the flags the run started with"):
-        stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "12",
+        stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "12", "--conditional",
                                              "--resume_from_checkpoint", "latest"))
 
 

@@ -1,0 +1,160 @@
+"""What each of the app's endpoints does, given plain values (a model's name, counts, files); what the page and the
+API both call. Sizes are bounded by the components (gradio refuses a value outside a slider's range); names and
+images are checked here, and every problem a user can cause ends as a gr.Error that says what to change.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from gradio_app import explore, generation
+from gradio_app.catalog import Catalog, ServedModel
+from gradio_app.images import BadImage, grid, model_input, open_upload
+from gradio_app.references import References, ScoringUnavailable
+
+EVERY_CLASS = "every class in turn"  # the class choice that gives a balanced grid, one class per column
+
+
+def user_error(message: str) -> gr.Error:
+    """A problem with what the user asked for: shown in the page, and no traceback in the server's log."""
+    return gr.Error(message, print_exception=False)
+
+
+class Handlers:
+    def __init__(self, catalog: Catalog, references: References):
+        self.catalog, self.references = catalog, references
+
+    # --- Sample, Compare priors, Score ---
+
+    def sample(self, model: str, prior: str, num_samples: int, seed: int, temperature: float, label: str,
+               progress=gr.Progress(track_tqdm=True)):
+        served = self.served(model)
+        images = self.draw(served, prior, num_samples, seed, temperature, label, progress)
+        return grid(images, self.columns(served, prior, label, num_samples))
+
+    def compare_priors(self, model: str, learned_prior: str, num_samples: int, seed: int,
+                       progress=gr.Progress(track_tqdm=True)):
+        """The baseline prior's and a learned prior's samples, each with its IS, and the real test split's IS."""
+        served = self.served(model)
+        if not served.learned_priors:
+            raise user_error(f"{model} has no learned prior to compare with its {served.baseline_prior} prior. "
+                           f"{how_to_train_prior(served)}")
+        self.check_prior(served, learned_prior)
+        progress(0, desc=f"sampling {num_samples} from {served.baseline_prior}")
+        baseline = generation.sample(served, served.baseline_prior, num_samples, int(seed))
+        progress(0.3, desc=f"sampling {num_samples} from {learned_prior}")
+        learned = generation.sample(served, learned_prior, num_samples, int(seed), progress=True)
+        progress(0.7, desc="scoring with the classifier")
+        try:
+            baseline_is = self.references.score(served, baseline, int(seed), with_fid=False)["is"]
+            learned_is = self.references.score(served, learned, int(seed), with_fid=False)["is"]
+        except ScoringUnavailable as reason:
+            baseline_is = learned_is = real_is = None
+            note = f"No Inception Score: {reason}"
+        else:
+            real = self.references.real_inception_score(served)
+            real_is = None if real is None else real[0]
+            reference = self.references.for_model(served)
+            ceiling = ("the real test split's IS is the ceiling" if real else
+                       f"no real test split to score as the ceiling ({reference.test_split_note})")
+            note = (f"IS of {num_samples} samples each, from {reference.classifier_note}; {ceiling}. "
+                    f"Higher is better: confident and varied classes.")
+        columns = self.columns(served, learned_prior, EVERY_CLASS, num_samples)
+        return grid(baseline, columns), baseline_is, grid(learned, columns), learned_is, real_is, note
+
+    def score(self, model: str, prior: str, num_samples: int, seed: int, temperature: float, label: str,
+              progress=gr.Progress(track_tqdm=True)):
+        """IS (and FID where the test split is at hand) of `num_samples` samples, and what they were measured with."""
+        served = self.served(model)
+        images = self.draw(served, prior, num_samples, seed, temperature, label, progress)
+        progress(0.8, desc="scoring with the classifier")
+        try:
+            scores = self.references.score(served, images, int(seed), with_fid=True)
+        except ScoringUnavailable as reason:
+            raise user_error(str(reason)) from None
+        reference = self.references.for_model(served)
+        fid_note = (f"FID against the {reference.test_split_note}" if "fid" in scores else
+                    f"no FID: {reference.test_split_note}")
+        note = f"{num_samples} samples of {model} + {prior}, scored with {reference.classifier_note}; {fid_note}."
+        return scores["is"], scores["is_std"], scores.get("fid"), note
+
+    # --- Explore ---
+
+    def reconstruct(self, model: str, upload: str | None, drawing: dict | None):
+        served = self.served(model)
+        return grid(explore.reconstruct(served.model, self.image_input(served, upload, drawing)), columns=2)
+
+    def interpolate(self, model: str, upload_a: str | None, drawing_a: dict | None, upload_b: str | None,
+                    drawing_b: dict | None, steps: int):
+        served = self.served(model)
+        start = self.image_input(served, upload_a, drawing_a, "the first image")
+        end = self.image_input(served, upload_b, drawing_b, "the second image")
+        return grid(explore.interpolate(served.model, start, end, int(steps)), columns=int(steps) + 2)
+
+    def decode_latent(self, model: str, *values: float):
+        served = self.served(model, kinds=("vae", "beta_vae"), purpose="Latent sliders")
+        return grid(explore.decode_latent(served.model, list(values)), columns=1)
+
+    def traverse(self, model: str, *values: float):
+        served = self.served(model, kinds=("vae", "beta_vae"), purpose="Traversals")
+        return grid(explore.traversal(served.model, list(values)), columns=explore.TRAVERSAL_STEPS)
+
+    def code_map(self, model: str, upload: str | None, drawing: dict | None):
+        served = self.served(model, kinds=("vqvae",), purpose="Code maps")
+        figure, indices = explore.code_map(served.model, self.image_input(served, upload, drawing))
+        return grid(figure, columns=3), indices.tolist()
+
+    # --- checks shared by the endpoints ---
+
+    def served(self, model: str, kinds: tuple[str, ...] | None = None, purpose: str = "") -> ServedModel:
+        if model not in self.catalog.models:
+            raise user_error(f"No model named {model!r} here; choose one of {sorted(self.catalog.models)}.")
+        served = self.catalog.models[model]
+        if kinds and served.model_type not in kinds:
+            matching = [name for name, other in self.catalog.models.items() if other.model_type in kinds]
+            choose = f"Choose one of {matching}." if matching else "None is loaded."
+            raise user_error(f"{purpose} need a {' or '.join(kinds)} model; {model} is a {served.model_type}. {choose}")
+        return served
+
+    def check_prior(self, served: ServedModel, prior: str) -> None:
+        if prior not in served.priors:
+            raise user_error(f"{served.name} has no prior {prior!r}; its priors are {served.priors}.")
+
+    def draw(self, served: ServedModel, prior: str, num_samples: int, seed: int, temperature: float, label: str,
+             progress) -> torch.Tensor:
+        self.check_prior(served, prior)
+        label_value = None
+        if generation.is_conditional(served, prior) and label != EVERY_CLASS:
+            num_classes = served.learned_priors[prior].prior.num_classes
+            if label not in [str(index) for index in range(num_classes)]:
+                raise user_error(f"class {label!r}: {prior} knows classes 0 to {num_classes - 1}, or {EVERY_CLASS!r}.")
+            label_value = int(label)
+        progress(0, desc=f"sampling {num_samples} from {prior}")
+        return generation.sample(served, prior, int(num_samples), int(seed), temperature, label_value, progress=True)
+
+    def columns(self, served: ServedModel, prior: str, label: str, num_samples: int) -> int | None:
+        """One column per class when a conditional prior draws every class in turn; otherwise a square grid."""
+        if generation.is_conditional(served, prior) and label == EVERY_CLASS:
+            return min(num_samples, served.learned_priors[prior].prior.num_classes)
+        return None
+
+    def image_input(self, served: ServedModel, upload: str | None, drawing: dict | None,
+                    which: str = "an image") -> torch.Tensor:
+        """The upload if there is one, else the drawing, as the model's input (1, C, S, S) uint8."""
+        composite = (drawing or {}).get("composite")
+        if upload is None and composite is None:
+            raise user_error(f"Give {which}: upload a file or draw a digit.")
+        try:
+            image = open_upload(upload) if upload is not None else composite
+            return model_input(image, served.model.image_size, served.model.in_channels)
+        except BadImage as problem:
+            raise user_error(str(problem)) from None
+
+
+def how_to_train_prior(served: ServedModel) -> str:
+    if served.model_type == "vqvae":
+        return (f"Train one: accelerate launch stage2_prior/train.py --vqvae {served.source} --conditional "
+                f"--output_dir runs/{served.name}-pixelcnn")
+    return (f"Fit one: python -m stage2_prior.fit_mixture --autoencoder {served.source} "
+            f"--output_dir runs/{served.name}-gmm")

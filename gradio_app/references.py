@@ -1,0 +1,104 @@
+"""What the app scores samples against: the test split of a model's dataset (FID, and the real images' IS, the
+ceiling) and the classifier whose logits and features IS and FID read, as the evaluation report does.
+
+Found once per dataset and image shape, then kept: loading MNIST or training its classifier (on first use, cached on
+disk by evaluation.train_classifier) must not happen per request. What cannot be found comes with the reason, which
+the page shows in place of the number.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
+from evaluation.train_classifier import trained_classifier_folder
+from gradio_app.catalog import ServedModel
+from stage1_autoencoders.data import load_image_data
+
+
+class ScoringUnavailable(Exception):
+    """No classifier for this model's images; the message says why and how to give one."""
+
+
+@dataclass
+class Reference:
+    test_images: torch.Tensor | None  # uint8 (N, C, H, W) at the model's size
+    test_split_note: str  # what the test split is, or why there is none
+    classifier: str | None  # a classifier's folder or Hub id, as evaluation.fidelity takes it
+    classifier_note: str
+
+
+class References:
+    def __init__(self, classifiers: dict[str, torch.nn.Module]):
+        self.classifiers = classifiers  # source -> Classifier, listed with the models
+        self._references: dict[tuple, Reference] = {}
+        self._real_scores: dict[tuple, tuple[float, float]] = {}
+        self._lock = threading.Lock()  # one loader at a time: a second request for the same data waits for the first
+
+    def for_model(self, served: ServedModel) -> Reference:
+        key = (served.dataset, served.model.in_channels, served.model.image_size)
+        with self._lock:
+            if key not in self._references:
+                self._references[key] = self._find(served)
+            return self._references[key]
+
+    def score(self, served: ServedModel, images: torch.Tensor, seed: int, with_fid: bool) -> dict[str, float]:
+        """IS (and FID against the test split, where there is one) of float images in [0, 1]."""
+        reference = self.for_model(served)
+        if reference.classifier is None:
+            raise ScoringUnavailable(reference.classifier_note)
+        fid = with_fid and reference.test_images is not None
+        return fidelity_metrics(to_uint8(images), reference.test_images if fid else None,
+                                metrics=("isc", "fid") if fid else ("isc",),
+                                feature_extractor_weights_path=reference.classifier, seed=seed)
+
+    def real_inception_score(self, served: ServedModel) -> tuple[float, float] | None:
+        """The IS of the real test split (seed 0, as the report), the ceiling for samples; None without one."""
+        reference = self.for_model(served)
+        if reference.classifier is None or reference.test_images is None:
+            return None
+        key = (served.dataset, served.model.in_channels, served.model.image_size)
+        with self._lock:
+            if key not in self._real_scores:
+                self._real_scores[key] = inception_score(reference.test_images,
+                                                         feature_extractor_weights_path=reference.classifier)
+            return self._real_scores[key]
+
+    def _find(self, served: ServedModel) -> Reference:
+        channels, size = served.model.in_channels, served.model.image_size
+        test_images, test_note, resolution = self._test_split(served)
+        listed = [source for source, classifier in self.classifiers.items()
+                  if (classifier.in_channels, classifier.image_size) == (channels, size)]
+        if listed:
+            return Reference(test_images, test_note, listed[0], f"the classifier {listed[0]}")
+        if served.dataset is None or test_images is None:
+            why = "its run names no dataset" if served.dataset is None else f"its dataset is not available ({test_note})"
+            return Reference(test_images, test_note, None,
+                             f"No classifier for {channels}-channel {size}×{size} images, and none can be trained: "
+                             f"{why}. List a trained classifier with the models (python -m "
+                             f"evaluation.train_classifier --dataset_name DATASET --output_dir DIR).")
+        try:  # trained once per dataset on first use and cached on disk, as the evaluation report does
+            folder = trained_classifier_folder(served.dataset, resolution=resolution)
+        except Exception as error:
+            return Reference(test_images, test_note, None, f"The classifier for {served.dataset} could not be trained: {error}")
+        return Reference(test_images, test_note, folder, f"the classifier trained on {served.dataset}")
+
+    def _test_split(self, served: ServedModel) -> tuple[torch.Tensor | None, str, int | None]:
+        """The test split at the model's image size, what it is, and the resolution it was resized to (None: native)."""
+        if served.dataset is None:
+            return None, f"{served.source} has no training_info.json naming its dataset", None
+        channels, size = served.model.in_channels, served.model.image_size
+        try:  # only the test split is needed: the train split is cut to one image
+            data = load_image_data(served.dataset, max_train_samples=1)
+            resolution = None
+            if data.resolution != size:
+                resolution = size
+                data = load_image_data(served.dataset, resolution=size, max_train_samples=1)
+        except Exception as error:  # a folder that is not on this machine, a Hub dataset out of reach, ...
+            return None, f"the test split of {served.dataset} could not be loaded: {error}", None
+        if data.channels != channels:
+            return None, f"{served.dataset} has {data.channels}-channel images but the model takes {channels}", None
+        return data.test_images, f"{len(data.test_images):,} test images of {served.dataset}", resolution

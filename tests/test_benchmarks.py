@@ -1,0 +1,68 @@
+"""The benchmarks' own machinery (benchmarks/ holds scripts, never tests): the step clock's bookkeeping, with a
+fake clock, and the pythae wrappers, which must hand pythae our networks so that benchmarks/vs_pythae.py compares
+two training loops on one architecture. No timing is asserted anywhere."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import step_clock  # noqa: E402
+from step_clock import StepClock, batch_sizes  # noqa: E402
+
+from stage1_autoencoders import VAE, VQVAE  # noqa: E402
+
+
+def test_step_clock_leaves_out_warmup_and_the_first_step_after_each_restart(monkeypatch):
+    ticks = iter([0.0, 1.0, 3.0, 6.0, 10.0])
+    monkeypatch.setattr(step_clock.time, "perf_counter", lambda: next(ticks))
+    clock = StepClock(warmup_steps=1)
+    clock.restart()
+    clock.step_done(2)  # t=0: warm-up, and the first step after a restart
+    clock.step_done(2)  # t=1: 1 s
+    clock.step_done(2)  # t=3: 2 s
+    clock.restart()
+    clock.step_done(5)  # t=6: first after a restart (a pause, or the previous epoch's evaluation)
+    clock.step_done(5)  # t=10: 4 s
+    assert (clock.steps, clock.items, clock.seconds) == (5, 9, 7.0)
+    assert clock.per_second == pytest.approx(9 / 7)
+
+
+def test_step_clock_with_nothing_timed_says_how_to_fix_it():
+    clock = StepClock(warmup_steps=5)
+    clock.restart()
+    clock.step_done(8)
+    with pytest.raises(RuntimeError, match="Train for more steps"):
+        clock.per_second
+
+
+def test_batch_sizes_keep_the_last_partial_batch():
+    assert batch_sizes(10, 4) == [4, 4, 2]
+    assert batch_sizes(8, 4) == [4, 4]
+
+
+def test_pythae_trains_our_networks_from_our_weights():
+    pytest.importorskip("pythae", reason="pythae is the optional bench extra: pip install -e '.[bench]'")
+    from pythae_models import pythae_vae, pythae_vqvae
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 8, 8)
+    ours = VAE(image_size=8, hidden_channels=(8, 16), latent_dim=4).eval()
+    theirs = pythae_vae(ours).eval()
+    assert {id(p) for p in theirs.parameters()} == {id(p) for p in ours.parameters()}
+    mean, logvar = ours.encode(x)
+    encoded = theirs.encoder(x)
+    torch.testing.assert_close(encoded.embedding, mean)
+    torch.testing.assert_close(encoded.log_covariance, logvar)
+    torch.testing.assert_close(theirs.decoder(mean).reconstruction, ours.decode(mean))
+    assert torch.isfinite(theirs({"data": x}).loss)
+
+    ours_vq = VQVAE(image_size=8, hidden_channels=(8, 16), num_embeddings=8, embedding_dim=4, ema_decay=0.0).eval()
+    theirs_vq = pythae_vqvae(ours_vq).eval()
+    ours_networks = {id(p) for name, p in ours_vq.named_parameters() if not name.startswith("quantizer.")}
+    assert ours_networks <= {id(p) for p in theirs_vq.parameters()}
+    torch.testing.assert_close(theirs_vq.encoder(x).embedding, ours_vq.encode_continuous(x))
+    assert theirs_vq.model_config.num_embeddings == 8 and theirs_vq.model_config.embedding_dim == 4
