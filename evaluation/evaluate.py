@@ -12,7 +12,6 @@ Rows are model x prior; columns IS, FID, KID, precision, recall (torch-fidelity,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -38,10 +37,11 @@ from hub import TwoStageGenerator, from_pretrained
 from hub.auto import MODELS as HUB_MODELS
 from stage1_autoencoders.data import ImageData, load_image_data
 from stage2_prior.sampling import decode_codes, sample_uniform_codes
+from stage2_prior.stage1_runs import training_dataset
 
 STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae")
 VARIATIONAL_TYPES = ("vae", "beta_vae")
-PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN"}  # the rest are shown by model_type
+PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "GMM"}  # others are shown by model_type
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,12 +70,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @dataclass
 class ModelGroup:
-    """A stage-1 model and the learned priors given for it (name -> the prior with this model as its decoder)."""
+    """A stage-1 model and the learned priors given for it (name -> the prior with this model as its decoder, and
+    name -> where that prior came from)."""
 
     name: str
     source: str
     model: torch.nn.Module
     learned_priors: dict[str, TwoStageGenerator] = field(default_factory=dict)
+    prior_sources: dict[str, str] = field(default_factory=dict)
 
 
 def _key(source: str) -> str:
@@ -117,19 +119,20 @@ def load_groups(sources: list[str], device: torch.device) -> list[ModelGroup]:
         if prior_name in group.learned_priors:
             prior_name = f"{prior_name} ({_short_name(source, set())})"
         group.learned_priors[prior_name] = generator
+        group.prior_sources[prior_name] = source
     return list(groups.values())
 
 
 def resolve_dataset(args, groups: list[ModelGroup]) -> str:
+    """--dataset_name, or the dataset the first model that records one (training_info.json) was trained on."""
     if args.dataset_name:
         return args.dataset_name
     for group in groups:
-        info_path = os.path.join(group.source, "training_info.json")
-        if os.path.isfile(info_path):
-            with open(info_path) as file:
-                return json.load(file)["dataset"]["source"]
+        dataset_name = training_dataset(group.source, None)
+        if dataset_name is not None:
+            return dataset_name
     raise SystemExit(
-        "No run folder here has a training_info.json naming its dataset; give the test split's dataset with "
+        "None of the models has a training_info.json naming its dataset; give the test split's dataset with "
         "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
     )
 
@@ -262,7 +265,8 @@ def evaluate(args, command: str) -> dict:
             figures.save_grid(samples[:64], grid_path)
             made[f"{group.name} + {prior_name}: samples"] = grid_path
             scores = fidelity_metrics(to_uint8(samples), data.test_images, **scoring)
-            row = {"model": group.name, "model_type": group.model.model_type, "prior": prior_name, **scores}
+            row = {"model": group.name, "model_type": group.model.model_type, "prior": prior_name,
+                   "prior_source": group.prior_sources.get(prior_name), **scores}
             row.update(likelihood_columns.get(prior_name, {"nll": None, "negative_elbo": None, "nll_unit": None}))
             row["reconstruction_mse"] = metrics["reconstruction_mse"]
             report["rows"].append(row)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -140,11 +141,16 @@ def trained_classifier_folder(
 ) -> str:
     """The folder of the classifier for a dataset in the cache, trained there with TRAINING_DEFAULTS on first use.
 
-    The cache key is the dataset (absolute path for local folders), the resolution and the training settings, so a
-    change of any of them trains a new one. `data` spares reloading the dataset when the caller has it already.
+    The cache key is the dataset (absolute path for local folders), the resolution, the training settings and the
+    classifier's default architecture, so a change of any of them trains a new one. `data` spares reloading the dataset when the caller has it already.
     """
     source = os.path.abspath(os.path.expanduser(dataset_name)) if os.path.isdir(os.path.expanduser(dataset_name)) else dataset_name
-    key = json.dumps({"dataset": source, "resolution": resolution, **TRAINING_DEFAULTS}, sort_keys=True)
+    architecture = {
+        name: parameter.default
+        for name, parameter in inspect.signature(Classifier.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    key = json.dumps({"dataset": source, "resolution": resolution, **TRAINING_DEFAULTS, **architecture}, sort_keys=True)
     name = f"{os.path.basename(source.rstrip('/')) or 'dataset'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     folder = os.path.join(cache_dir or default_cache_dir(), "classifiers", name)
     if not os.path.isfile(os.path.join(folder, "model.safetensors")):

@@ -143,8 +143,9 @@ def source_key(source: str) -> str:
 
 
 def short_name(source: str) -> str:
+    """A run folder's own name, or a Hub id as it is."""
     name = os.path.basename(source.rstrip("/")) if os.path.isdir(source) else source
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    return re.sub(r"[^A-Za-z0-9_./-]+", "-", name)
 
 
 def unique_name(source: str, taken) -> str:

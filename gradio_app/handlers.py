@@ -1,6 +1,7 @@
 """What each of the app's endpoints does, given plain values (a model's name, counts, files); what the page and the
-API both call. Sizes are bounded by the components (gradio refuses a value outside a slider's range); names and
-images are checked here, and every problem a user can cause ends as a gr.Error that says what to change.
+API both call. The components bound what they pass (gradio refuses a number outside a slider's range, or a model not
+among a dropdown's choices); what depends on the chosen model, and images, are checked here. Every problem a user
+can cause ends as a gr.Error that says what to change.
 """
 
 from __future__ import annotations
@@ -29,18 +30,16 @@ class Handlers:
 
     def sample(self, model: str, prior: str, num_samples: int, seed: int, temperature: float, label: str,
                progress=gr.Progress(track_tqdm=True)):
-        served = self.served(model)
+        served = self.catalog.models[model]
         images = self.draw(served, prior, num_samples, seed, temperature, label, progress)
         return grid(images, self.columns(served, prior, label, num_samples))
 
     def compare_priors(self, model: str, learned_prior: str, num_samples: int, seed: int,
                        progress=gr.Progress(track_tqdm=True)):
         """The baseline prior's and a learned prior's samples, each with its IS, and the real test split's IS."""
-        served = self.served(model)
-        if not served.learned_priors:
-            raise user_error(f"{model} has no learned prior to compare with its {served.baseline_prior} prior. "
-                           f"{how_to_train_prior(served)}")
-        self.check_prior(served, learned_prior)
+        served = self.catalog.models[model]
+        if learned_prior not in served.learned_priors:
+            raise user_error(f"{model} has no learned prior {learned_prior!r}; it has {list(served.learned_priors)}.")
         progress(0, desc=f"sampling {num_samples} from {served.baseline_prior}")
         baseline = generation.sample(served, served.baseline_prior, num_samples, int(seed))
         progress(0.3, desc=f"sampling {num_samples} from {learned_prior}")
@@ -66,7 +65,7 @@ class Handlers:
     def score(self, model: str, prior: str, num_samples: int, seed: int, temperature: float, label: str,
               progress=gr.Progress(track_tqdm=True)):
         """IS (and FID where the test split is at hand) of `num_samples` samples, and what they were measured with."""
-        served = self.served(model)
+        served = self.catalog.models[model]
         images = self.draw(served, prior, num_samples, seed, temperature, label, progress)
         progress(0.8, desc="scoring with the classifier")
         try:
@@ -82,48 +81,36 @@ class Handlers:
     # --- Explore ---
 
     def reconstruct(self, model: str, upload: str | None, drawing: dict | None):
-        served = self.served(model)
+        served = self.catalog.models[model]
         return grid(explore.reconstruct(served.model, self.image_input(served, upload, drawing)), columns=2)
 
     def interpolate(self, model: str, upload_a: str | None, drawing_a: dict | None, upload_b: str | None,
                     drawing_b: dict | None, steps: int):
-        served = self.served(model)
+        served = self.catalog.models[model]
         start = self.image_input(served, upload_a, drawing_a, "the first image")
         end = self.image_input(served, upload_b, drawing_b, "the second image")
         return grid(explore.interpolate(served.model, start, end, int(steps)), columns=int(steps) + 2)
 
     def decode_latent(self, model: str, *values: float):
-        served = self.served(model, kinds=("vae", "beta_vae"), purpose="Latent sliders")
+        served = self.catalog.models[model]
         return grid(explore.decode_latent(served.model, list(values)), columns=1)
 
     def traverse(self, model: str, *values: float):
-        served = self.served(model, kinds=("vae", "beta_vae"), purpose="Traversals")
+        served = self.catalog.models[model]
         return grid(explore.traversal(served.model, list(values)), columns=explore.TRAVERSAL_STEPS)
 
     def code_map(self, model: str, upload: str | None, drawing: dict | None):
-        served = self.served(model, kinds=("vqvae",), purpose="Code maps")
+        served = self.catalog.models[model]
         figure, indices = explore.code_map(served.model, self.image_input(served, upload, drawing))
         return grid(figure, columns=3), indices.tolist()
 
     # --- checks shared by the endpoints ---
 
-    def served(self, model: str, kinds: tuple[str, ...] | None = None, purpose: str = "") -> ServedModel:
-        if model not in self.catalog.models:
-            raise user_error(f"No model named {model!r} here; choose one of {sorted(self.catalog.models)}.")
-        served = self.catalog.models[model]
-        if kinds and served.model_type not in kinds:
-            matching = [name for name, other in self.catalog.models.items() if other.model_type in kinds]
-            choose = f"Choose one of {matching}." if matching else "None is loaded."
-            raise user_error(f"{purpose} need a {' or '.join(kinds)} model; {model} is a {served.model_type}. {choose}")
-        return served
-
-    def check_prior(self, served: ServedModel, prior: str) -> None:
-        if prior not in served.priors:
-            raise user_error(f"{served.name} has no prior {prior!r}; its priors are {served.priors}.")
-
     def draw(self, served: ServedModel, prior: str, num_samples: int, seed: int, temperature: float, label: str,
              progress) -> torch.Tensor:
-        self.check_prior(served, prior)
+        """The prior dropdown offers every model's priors (the page narrows them to the chosen model's)."""
+        if prior not in served.priors:
+            raise user_error(f"{served.name} has no prior {prior!r}; its priors are {served.priors}.")
         label_value = None
         if generation.is_conditional(served, prior) and label != EVERY_CLASS:
             num_classes = served.learned_priors[prior].prior.num_classes
@@ -151,10 +138,3 @@ class Handlers:
         except BadImage as problem:
             raise user_error(str(problem)) from None
 
-
-def how_to_train_prior(served: ServedModel) -> str:
-    if served.model_type == "vqvae":
-        return (f"Train one: accelerate launch stage2_prior/train.py --vqvae {served.source} --conditional "
-                f"--output_dir runs/{served.name}-pixelcnn")
-    return (f"Fit one: python -m stage2_prior.fit_mixture --autoencoder {served.source} "
-            f"--output_dir runs/{served.name}-gmm")

@@ -16,8 +16,6 @@ from gradio_app.ui import build_demo
 
 CONCURRENCY = 2  # requests computed at once: sampling and scoring keep a CPU core busy each
 MAX_QUEUE = 64  # requests waiting at most; one more is told the queue is full, and nothing already queued is lost
-# What every launch of the app sets, the tests' included: the server refuses larger uploads before the app sees them.
-LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD_BYTES}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,4 +46,5 @@ def create_app(sources: ModelSources, concurrency: int = CONCURRENCY, max_queue:
 def main(argv=None) -> None:
     args = parse_args(argv)
     demo = create_app(model_sources(args.models, args.models_file, args.runs_dir), args.concurrency, args.max_queue)
-    demo.launch(server_name=args.server_name, server_port=args.port, **LAUNCH_OPTIONS)
+    # The server refuses larger uploads before the app sees them.
+    demo.launch(server_name=args.server_name, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,17 +23,20 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from local_hub import local_hub  # noqa: F401  (the fixture)
 from PIL import Image
 
 from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
 from evaluation.train_classifier import save_classifier, train_classifier
+from gradio_app import generation
 from gradio_app import references as references_module
 from gradio_app.catalog import MODELS_ENV, ModelSources, load_catalog, model_sources
 from gradio_app.handlers import EVERY_CLASS
 from gradio_app.images import DISPLAY_CELL_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, grid
-from gradio_app.launch import LAUNCH_OPTIONS, create_app
+from gradio_app.launch import create_app
 from gradio_app.references import References, ScoringUnavailable
 from hub import from_pretrained
+from hub.push import push_run_folder
 from stage1_autoencoders import train as stage1_train
 from stage1_autoencoders.data import load_image_data, to_float
 from stage2_prior import fit_mixture
@@ -71,11 +77,32 @@ def served_sources(runs) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def app_url(served_sources):
-    demo = create_app(ModelSources(served_sources, "the test's list"))
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
-    yield url
-    demo.close()
+def app_url(served_sources, tmp_path_factory):
+    """`python app.py --models ...` in its own process, as it runs locally and on a Space."""
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    env = {key: value for key, value in os.environ.items() if key != MODELS_ENV}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "app.py", "--models", *served_sources, "--port", str(port)],
+                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"app.py did not start serving on {url}:\n{log_path.read_text()[-5000:]}")
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +138,7 @@ def cell(picture: np.ndarray, row: int, column: int, size: int = RESOLUTION) -> 
 
 
 def save_png(image: torch.Tensor, path: Path) -> str:
-    Image.fromarray(image[0].numpy()).save(path)
+    Image.fromarray(image[0, 0].numpy()).save(path)
     return str(path)
 
 
@@ -224,6 +251,26 @@ def png_of_size(path: Path, width: int, height: int) -> str:
     return str(path)
 
 
+def bad_upload(case: str, folder: Path) -> str | None:
+    if case in ("text file named .png", "text file"):
+        path = folder / ("notes.png" if case.endswith(".png") else "notes.txt")
+        path.write_text("not an image")
+        return str(path)
+    if case == "too large":
+        return png_of_size(folder / "large.png", MAX_SIDE + 1, MAX_SIDE + 1)  # a small file, a huge image
+    if case == "too small":
+        return png_of_size(folder / "small.png", 4, 4)
+    if case == "too wide":
+        return png_of_size(folder / "wide.png", 300, 100)
+    if case == "blank":
+        Image.new("L", (32, 32), 255).save(folder / "blank.png")
+        return str(folder / "blank.png")
+    if case == "truncated":  # the header says 64x64, the pixels are cut off
+        (folder / "cut.png").write_bytes(Path(png_of_size(folder / "whole.png", 64, 64)).read_bytes()[:60])
+        return str(folder / "cut.png")
+    return None
+
+
 @pytest.mark.parametrize("case, message", [
     ("text file named .png", "not an image PIL can read"),
     ("text file", "Invalid file type"),
@@ -232,20 +279,10 @@ def png_of_size(path: Path, width: int, height: int) -> str:
     ("too wide", "crop it to roughly a square"),
     ("blank", "The image is blank"),
     ("truncated", "damaged"),
-    ("missing", "upload a file or draw a digit"),
+    ("no image", "upload a file or draw a digit"),
 ])
 def test_a_bad_upload_gets_a_message_saying_what_to_do(client, case, message, tmp_path):
-    upload = {
-        "text file named .png": lambda: (tmp_path / "notes.png").write_text("not an image") and str(tmp_path / "notes.png"),
-        "text file": lambda: (tmp_path / "notes.txt").write_text("not an image") and str(tmp_path / "notes.txt"),
-        "too large": lambda: png_of_size(tmp_path / "large.png", MAX_SIDE + 1, MAX_SIDE + 1),
-        "too small": lambda: png_of_size(tmp_path / "small.png", 4, 4),
-        "too wide": lambda: png_of_size(tmp_path / "wide.png", 300, 100),
-        "blank": lambda: Image.new("L", (32, 32), 255).save(tmp_path / "blank.png") or str(tmp_path / "blank.png"),
-        "truncated": lambda: (tmp_path / "cut.png").write_bytes(
-            Path(png_of_size(tmp_path / "whole.png", 64, 64)).read_bytes()[:60]) and str(tmp_path / "cut.png"),
-        "missing": lambda: None,
-    }[case]()
+    upload = bad_upload(case, tmp_path)
     with pytest.raises(AppError, match=message):
         client.predict("vqvae", None if upload is None else handle_file(upload), None, api_name="/reconstruct")
 
@@ -259,19 +296,16 @@ def test_a_huge_upload_is_refused_by_the_server(app_url, tmp_path):
 
 
 @pytest.mark.parametrize("call, message", [
-    (("nope", "uniform", 4, 0, 1.0, EVERY_CLASS, "/sample"), "No model named 'nope'"),
+    (("nope", "uniform", 4, 0, 1.0, EVERY_CLASS, "/sample"), r"nope is not in the list of choices: \['vqvae', 'beta_vae'\]"),
     (("vqvae", "Gaussian mixture", 4, 0, 1.0, EVERY_CLASS, "/sample"), "vqvae has no prior 'Gaussian mixture'"),
     (("vqvae", "PixelCNN", 300, 0, 1.0, EVERY_CLASS, "/sample"), "greater than maximum value 256"),
     (("vqvae", "PixelCNN", 4, 0, 0.0, EVERY_CLASS, "/sample"), "less than minimum value 0.1"),
     (("vqvae", "PixelCNN", 5000, 0, 1.0, EVERY_CLASS, "/score"), "greater than maximum value 2000"),
-    (("beta_vae", 0.0, 0.0, 0.0, 0.0, "/traverse"), None),
-    (("vqvae", 0.0, 0.0, 0.0, 0.0, "/traverse"), "Traversals need a vae or beta_vae model; vqvae is a vqvae"),
+    (("vqvae", 0.0, 0.0, 0.0, 0.0, "/traverse"), r"vqvae is not in the list of choices: \['beta_vae'\]"),
+    (("vqvae", "Gaussian mixture", 10, 0, "/compare_priors"), "vqvae has no learned prior 'Gaussian mixture'"),
 ])
 def test_out_of_range_requests_are_refused_with_a_reason(client, call, message):
     *arguments, api_name = call
-    if message is None:
-        client.predict(*arguments, api_name=api_name)
-        return
     with pytest.raises(AppError, match=message):
         client.predict(*arguments, api_name=api_name)
 
@@ -279,25 +313,25 @@ def test_out_of_range_requests_are_refused_with_a_reason(client, call, message):
 def test_twenty_clients_at_once_are_all_answered_correctly(app_url, runs):
     generator = from_pretrained(runs / "vqvae-pixelcnn")
     wanted = [expected(generator.sample(40, seed=seed, labels=torch.arange(40) % 10), columns=10) for seed in range(NUM_CLIENTS)]
+    clients = [Client(app_url, verbose=False) for _ in range(NUM_CLIENTS)]
     results, seconds, errors = [None] * NUM_CLIENTS, [None] * NUM_CLIENTS, []
     start = threading.Barrier(NUM_CLIENTS)
 
     def one_user(seed: int) -> None:
+        start.wait()  # all twenty ask at the same moment
+        began = time.perf_counter()
         try:
-            client = Client(app_url, verbose=False)
-            start.wait()
-            began = time.perf_counter()
-            results[seed] = pixels(client.predict("vqvae", "PixelCNN", 40, seed, 1.0, EVERY_CLASS, api_name="/sample"))
-            seconds[seed] = time.perf_counter() - began
+            results[seed] = pixels(clients[seed].predict("vqvae", "PixelCNN", 40, seed, 1.0, EVERY_CLASS, api_name="/sample"))
         except Exception as error:  # reported below with the client's number
             errors.append(f"client {seed}: {error!r}")
+        seconds[seed] = time.perf_counter() - began
 
     threads = [threading.Thread(target=one_user, args=(seed,)) for seed in range(NUM_CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-    print("\nseconds each client waited for its grid: " + ", ".join(f"{s:.2f}" for s in seconds if s is not None))
+    print("\nseconds each client waited for its grid: " + ", ".join(f"{s:.2f}" for s in seconds))
     assert not errors, errors
     assert all(np.array_equal(result, want) for result, want in zip(results, wanted))
 
@@ -324,7 +358,23 @@ def test_without_models_the_page_says_how_to_get_them(tmp_path):
     assert f"{tmp_path / 'not-trained-yet'}: " in texts and "no such folder" in texts  # the reason it did not load
 
 
-def test_the_classifier_is_trained_for_the_models_own_dataset_when_none_is_listed(served_sources, runs, monkeypatch):
+def test_hub_ids_in_the_spaces_variable_serve_and_score_like_run_folders(local_hub, runs, test_digits):
+    for name in ("vqvae", "classifier"):
+        push_run_folder(runs / name, f"{local_hub.server.user}/app-{name}")
+    user = local_hub.server.user
+    sources = model_sources(None, environ={MODELS_ENV: f"{user}/app-vqvae, {user}/app-classifier"})
+    catalog = load_catalog(sources)
+    assert not catalog.problems and list(catalog.classifiers) == [f"{user}/app-classifier"]
+    served = catalog.models[f"{user}/app-vqvae"]
+    assert served.dataset == "digits"  # from the repo's training_info.json
+    images = generation.sample(served, "uniform", 20, seed=0)
+    scores = References(catalog.classifiers).score(served, images, seed=0, with_fid=True)
+    assert scores == fidelity_metrics(to_uint8(images), test_digits, metrics=("isc", "fid"),
+                                      feature_extractor_weights_path=str(runs / "classifier"), seed=0)
+
+
+def test_the_classifier_is_trained_for_the_models_own_dataset_when_none_is_listed(served_sources, runs, monkeypatch,
+                                                                                    tmp_path):
     catalog = load_catalog(ModelSources(served_sources[:2], "test"))
     asked = []
     monkeypatch.setattr(references_module, "trained_classifier_folder",
@@ -332,23 +382,21 @@ def test_the_classifier_is_trained_for_the_models_own_dataset_when_none_is_liste
     reference = References({}).for_model(catalog.models["vqvae"])
     assert asked == [("digits", RESOLUTION)]  # the digits are 8x8 natively: trained on the model's 16x16
     assert reference.classifier == str(runs / "classifier") and len(reference.test_images) == 180
-    (runs / "copy-without-info").mkdir()
+    (tmp_path / "copy-without-info").mkdir()
     for name in ("config.json", "model.safetensors"):
-        (runs / "copy-without-info" / name).write_bytes((runs / "vqvae" / name).read_bytes())
-    unknown = load_catalog(ModelSources([str(runs / "copy-without-info")], "test")).models["copy-without-info"]
+        (tmp_path / "copy-without-info" / name).write_bytes((runs / "vqvae" / name).read_bytes())
+    unknown = load_catalog(ModelSources([str(tmp_path / "copy-without-info")], "test")).models["copy-without-info"]
     with pytest.raises(ScoringUnavailable, match="its run names no dataset.*evaluation.train_classifier"):
         References({}).score(unknown, torch.zeros(10, 1, RESOLUTION, RESOLUTION), seed=0, with_fid=False)
 
 
-def test_the_space_installs_every_dependency_but_gradio(tmp_path):
-    import tomllib
+def test_the_space_installs_every_dependency_but_gradio():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from packaging.requirements import Requirement
 
-    def names(requirements):
-        return {requirement.split(">")[0].split("=")[0].split("<")[0].strip().lower() for requirement in requirements}
-
-    declared = names(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    declared = {Requirement(line).name for line in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
     lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
-    assert names(line for line in lines if line) == declared - {"gradio"}  # the Space's sdk_version installs gradio
+    assert {Requirement(line).name for line in lines if line} == declared - {"gradio"}  # sdk_version installs gradio
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install chromium (run_tests.sh does)")
