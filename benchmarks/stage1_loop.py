@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # runnable as a script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project, for scripts in benchmarks/
 
 import torch
 from accelerate import Accelerator
@@ -50,7 +50,10 @@ class Stage1Loop:
                                       weight_decay=args.adam_weight_decay)
         labels = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
         loader = make_dataloader(data.train_images, labels, batch_size=args.train_batch_size, seed=args.seed)
-        scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, 1)
+        if args.lr_scheduler != "constant":
+            raise ValueError(f"--lr_scheduler {args.lr_scheduler}: a Stage1Loop runs for as long as it is asked to, so "
+                             f"it takes only the constant schedule (stage1_arguments sets it).")
+        scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, total_steps=1)  # unused when constant
         self.model, self.optimizer, self.loader, self.scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         self.trained_model = self.model  # the module itself, for sampling and saving after training
         if compile:

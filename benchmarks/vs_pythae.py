@@ -15,7 +15,7 @@ layers of kernel 5, both 64 channels wide) and its samplers.
 One table, each figure for both libraries and the advantage of twostage (>1: twostage better):
 1. stage-1 training throughput, images/s, VAE and VQ-VAE;   2. PixelCNN training throughput, codes/s;
 3. seconds to sample --num_samples images from VQ-VAE + PixelCNN and from VAE + N(0, I);
-4. IS, FID, precision and recall (the project's MNIST classifier as feature extractor, against the test split)
+4. IS, FID, precision and recall (the project's MNIST classifier as feature extractor, against as many test images)
    of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN;
 5. peak memory of each run: every run is a process of its own (peak RSS on CPU, torch's peak allocation on CUDA).
 Training throughput leaves out the first --warmup_steps steps and the first step of every epoch (benchmarks/
@@ -44,8 +44,8 @@ from stage1_autoencoders.data import load_image_data
 MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist"))
 LIBRARIES = ("twostage", "pythae")
 RUNS = ("vae", "vqvae", "prior")  # "prior" reads the VQ-VAE that "vqvae" saved
-QUICK = {"max_train_samples": 6000, "epochs": 1, "prior_train_samples": 2000, "prior_epochs": 1, "num_samples": 500, "compile": False}
-FULL = {"max_train_samples": None, "epochs": 3, "prior_train_samples": None, "prior_epochs": 5, "num_samples": 1000, "compile": True}
+QUICK = {"max_train_samples": 6000, "epochs": 1, "prior_train_samples": 2000, "prior_epochs": 1, "num_samples": 500}
+FULL = {"max_train_samples": None, "epochs": 2, "prior_train_samples": None, "prior_epochs": 1, "num_samples": 1000}
 SAMPLE_SETS = {"vae_normal": "VAE + N(0,I)", "vae_mixture": "VAE + mixture", "vqvae_pixelcnn": "VQ-VAE + PixelCNN"}
 
 
@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"A short run: {QUICK['max_train_samples']:,} training images, {QUICK['epochs']} epoch; the "
                              f"PixelCNNs {QUICK['prior_epochs']} epoch on {QUICK['prior_train_samples']:,} of them; "
-                             f"{QUICK['num_samples']} samples; no torch.compile (its warm-up costs more than it saves here).")
+                             f"{QUICK['num_samples']} samples.")
     parser.add_argument("--dataset_name", default=MNIST, help="MNIST in the Hub's parquet layout (../shared/data/mnist).")
     parser.add_argument("--max_train_samples", type=int, default=None, help="Train on the first N images (default: all; --quick: 6,000).")
     parser.add_argument("--epochs", type=int, default=None, help=f"Stage-1 epochs (default {FULL['epochs']}; --quick {QUICK['epochs']}).")
@@ -79,8 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=5, help="Untimed training steps at the start of each run.")
     parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="twostage: train in channels_last memory order.")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="twostage: torch.compile the training step (default: on; off with --quick).")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="twostage: torch.compile the training steps (inductor). Off by default: on CPU it gains no "
+                             "more than channels_last alone (benchmarks/stage1_throughput.py) and costs a minute to compile.")
     parser.add_argument("--side_by_side", action=argparse.BooleanOptionalAction, default=None,
                         help="Run the two libraries' runs of each kind at the same time, so that load from anything else "
                              "on the machine hits both alike (default: on for --device cpu, off for cuda, where they "
@@ -180,19 +181,21 @@ def _finish(library: str, run: str, workdir: str, process: subprocess.Popen, log
 
 
 def score_samples(settings: dict, workdir: str) -> dict:
-    """IS, FID, precision and recall of every sample set, and the IS of as many real test images (the ceiling)."""
+    """IS, FID, precision and recall of every sample set against as many real test images (equal counts, as
+    precision and recall assume), and the IS of those real images: the ceiling. The classifier is the project's
+    own for this dataset, trained once per machine and cached (evaluation/train_classifier.py)."""
     from evaluation.fidelity import fidelity_metrics
     from evaluation.train_classifier import trained_classifier_folder
 
     data = load_image_data(settings["dataset_name"])
     classifier = trained_classifier_folder(settings["dataset_name"], data=data)
+    real = data.test_images[: settings["num_samples"]]
     scores = {}
     for library in LIBRARIES:
         for run in ("vae", "prior"):
             for name, images in safetensors.torch.load_file(os.path.join(workdir, f"{library}-{run}-samples.safetensors")).items():
-                scores[library, name] = fidelity_metrics(images, data.test_images, metrics=("isc", "fid", "prc"),
+                scores[library, name] = fidelity_metrics(images, real, metrics=("isc", "fid", "prc"),
                                                          feature_extractor_weights_path=classifier, seed=settings["seed"])
-    real = data.test_images[: settings["num_samples"]]
     scores["real"] = fidelity_metrics(real, metrics=("isc",), feature_extractor_weights_path=classifier, seed=settings["seed"])
     return scores
 
@@ -227,7 +230,8 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     together = "the two libraries side by side, " if settings["side_by_side"] else ""
     print(f"device: {device}, {together}{settings['threads'] or torch.get_num_threads()} torch threads each; torch {torch.__version__}, "
           f"pythae {_pythae_version()}; total {seconds / 60:.1f} min")
-    print(f"MNIST, {images} training images; stage 1: {settings['epochs']} epochs, PixelCNN: {settings['prior_epochs']} epochs{prior_images}; "
+    print(f"MNIST, {images} training images; stage 1: {_epochs(settings['epochs'])}, PixelCNN: "
+          f"{_epochs(settings['prior_epochs'])}{prior_images}; "
           f"batch {settings['batch_size']}, AdamW lr {settings['learning_rate']:g} constant; encoder/decoder widths "
           f"{settings['hidden_channels']}, latent {settings['latent_dim']}, codebook {settings['num_embeddings']}x"
           f"{settings['embedding_dim']} (EMA decay {settings['ema_decay']:g}); twostage options: channels_last={settings['channels_last']}, compile={settings['compile']}")
@@ -235,11 +239,16 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     print(header)
     print("-" * len(header))
     for figure, ours, theirs, higher_better, fmt in rows:
-        advantage = ours / theirs if higher_better else theirs / ours
-        print(f"{figure:<42}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>11.2f}x")
+        numerator, denominator = (ours, theirs) if higher_better else (theirs, ours)
+        advantage = f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"  # e.g. a recall of 0
+        print(f"{figure:<42}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>12}")
     print(f"advantage: twostage / pythae where higher is better, pythae / twostage where lower is; >1: twostage better.")
     print(f"IS of {settings['num_samples']:,} real test images (the ceiling): {scores['real']['is']:.2f}. Load average at the "
           f"start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" + ("" if count == 1 else "s")
 
 
 def _pythae_version() -> str:
@@ -271,8 +280,10 @@ def main(argv=None) -> None:
         json.dump(settings, file)
     started = time.perf_counter()
     results = run_all(settings, workdir)
-    print("scoring the samples ...", flush=True)
+    print("scoring the samples ...", end=" ", flush=True)
+    scoring_started = time.perf_counter()
     scores = score_samples(settings, workdir)
+    print(f"{time.perf_counter() - scoring_started:.0f} s", flush=True)
     print_table(settings, results, scores, time.perf_counter() - started)
     print(f"models, samples and logs: {workdir}")
 

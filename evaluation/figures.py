@@ -23,9 +23,14 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def save_grid(images: torch.Tensor, path: str, nrow: int = 8) -> None:
-    """Float images in [0, 1] (N, C, H, W) as one PNG grid."""
-    save_image(images.detach().float().cpu(), path, nrow=nrow, padding=2, pad_value=1.0)
+def save_grid(images: torch.Tensor, path: str, nrow: int = 8, min_side: int = 48) -> None:
+    """Float images in [0, 1] (N, C, H, W) as one PNG grid; small images (8x8 digits, 28x28 MNIST) are blown up
+    with nearest-neighbour pixels to at least `min_side`, so that a grid is readable in REPORT.md."""
+    images = images.detach().float().cpu()
+    scale = -(-min_side // images.shape[-1])  # ceiling division
+    if scale > 1:
+        images = F.interpolate(images, scale_factor=scale, mode="nearest")
+    save_image(images, path, nrow=nrow, padding=2, pad_value=1.0)
 
 
 def embed_2d(latents: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, str]:

@@ -96,15 +96,24 @@ class ServedModel:
 
 
 @dataclass
+class ListedClassifier:
+    """An evaluation classifier listed with the models, for the IS and FID of models of its image shape."""
+
+    source: str
+    model: torch.nn.Module
+    dataset: str | None  # what it was trained on, if its training_info.json says
+
+
+@dataclass
 class Catalog:
     models: dict[str, ServedModel]
-    classifiers: dict[str, torch.nn.Module]  # source -> Classifier, for IS and FID
+    classifiers: list[ListedClassifier]
     problems: list[str]  # "source: why it did not load", shown in the page
     origin: str
 
 
 def load_catalog(sources: ModelSources, device: torch.device | str = "cpu") -> Catalog:
-    catalog = Catalog({}, {}, [], sources.origin)
+    catalog = Catalog({}, [], [], sources.origin)
     by_source: dict[str, ServedModel] = {}
     priors: list[tuple[str, TwoStageGenerator]] = []
     for source in sources.sources:
@@ -116,7 +125,7 @@ def load_catalog(sources: ModelSources, device: torch.device | str = "cpu") -> C
         if isinstance(loaded, TwoStageGenerator):
             priors.append((source, loaded))
         elif loaded.model_type == "classifier":
-            catalog.classifiers[source] = loaded.to(device)
+            catalog.classifiers.append(ListedClassifier(source, loaded, training_dataset(source, None)))
         else:
             served = ServedModel(unique_name(source, catalog.models), source, loaded.to(device), training_dataset(source, None))
             catalog.models[served.name] = by_source[source_key(source)] = served

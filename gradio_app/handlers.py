@@ -41,9 +41,9 @@ class Handlers:
         if learned_prior not in served.learned_priors:
             raise user_error(f"{model} has no learned prior {learned_prior!r}; it has {list(served.learned_priors)}.")
         progress(0, desc=f"sampling {num_samples} from {served.baseline_prior}")
-        baseline = generation.sample(served, served.baseline_prior, num_samples, int(seed))
+        baseline = generation.sample(served, served.baseline_prior, int(num_samples), int(seed))
         progress(0.3, desc=f"sampling {num_samples} from {learned_prior}")
-        learned = generation.sample(served, learned_prior, num_samples, int(seed), progress=True)
+        learned = generation.sample(served, learned_prior, int(num_samples), int(seed), progress=True)
         progress(0.7, desc="scoring with the classifier")
         try:
             baseline_is = self.references.score(served, baseline, int(seed), with_fid=False)["is"]

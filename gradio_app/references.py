@@ -15,7 +15,7 @@ import torch
 
 from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
 from evaluation.train_classifier import trained_classifier_folder
-from gradio_app.catalog import ServedModel
+from gradio_app.catalog import ListedClassifier, ServedModel
 from stage1_autoencoders.data import load_image_data
 
 
@@ -32,14 +32,14 @@ class Reference:
 
 
 class References:
-    def __init__(self, classifiers: dict[str, torch.nn.Module]):
-        self.classifiers = classifiers  # source -> Classifier, listed with the models
+    def __init__(self, classifiers: list[ListedClassifier]):
+        self.classifiers = classifiers
         self._references: dict[tuple, Reference] = {}
         self._real_scores: dict[tuple, tuple[float, float]] = {}
         self._lock = threading.Lock()  # one loader at a time: a second request for the same data waits for the first
 
     def for_model(self, served: ServedModel) -> Reference:
-        key = (served.dataset, served.model.in_channels, served.model.image_size)
+        key = reference_key(served)
         with self._lock:
             if key not in self._references:
                 self._references[key] = self._find(served)
@@ -60,7 +60,7 @@ class References:
         reference = self.for_model(served)
         if reference.classifier is None or reference.test_images is None:
             return None
-        key = (served.dataset, served.model.in_channels, served.model.image_size)
+        key = reference_key(served)
         with self._lock:
             if key not in self._real_scores:
                 self._real_scores[key] = inception_score(reference.test_images,
@@ -70,10 +70,12 @@ class References:
     def _find(self, served: ServedModel) -> Reference:
         channels, size = served.model.in_channels, served.model.image_size
         test_images, test_note, resolution = self._test_split(served)
-        listed = [source for source, classifier in self.classifiers.items()
-                  if (classifier.in_channels, classifier.image_size) == (channels, size)]
+        # A listed classifier of the model's image shape, one trained on the model's own dataset first.
+        listed = sorted((classifier for classifier in self.classifiers
+                         if (classifier.model.in_channels, classifier.model.image_size) == (channels, size)),
+                        key=lambda classifier: classifier.dataset != served.dataset)
         if listed:
-            return Reference(test_images, test_note, listed[0], f"the classifier {listed[0]}")
+            return Reference(test_images, test_note, listed[0].source, f"the classifier {listed[0].source}")
         if served.dataset is None or test_images is None:
             why = "its run names no dataset" if served.dataset is None else f"its dataset is not available ({test_note})"
             return Reference(test_images, test_note, None,
@@ -102,3 +104,8 @@ class References:
         if data.channels != channels:
             return None, f"{served.dataset} has {data.channels}-channel images but the model takes {channels}", None
         return data.test_images, f"{len(data.test_images):,} test images of {served.dataset}", resolution
+
+
+def reference_key(served: ServedModel) -> tuple:
+    """Models of one dataset and image shape share their test split, classifier and real IS."""
+    return served.dataset, served.model.in_channels, served.model.image_size

@@ -19,8 +19,8 @@ MAX_SEED = 2**31 - 1
 MAX_INTERPOLATION_STEPS = 16
 MAX_LATENT_SLIDERS = 32  # latents beyond this stay at 0 in the sliders' decodings
 TEMPERATURE_RANGE = (0.1, 2.0)
-CONTINUOUS_TYPES = ("ae", "vae", "beta_vae")
 VARIATIONAL_TYPES = ("vae", "beta_vae")
+EXPLORE_HEIGHT = 240  # pixels: small outputs are scaled up to this height
 
 INTRO = """# twostage
 Stage 1 autoencoders (AE, VAE, β-VAE, VQ-VAE) and the stage-2 priors learned over their latents (a gated PixelCNN over
@@ -28,7 +28,7 @@ VQ-VAE codes, a Gaussian mixture over continuous latents). Sample them, set a le
 uniform one it replaces, score them by Inception Score, and look inside the latent spaces."""
 
 NO_MODELS = """## No models to show yet
-{origin} named none. To get some:
+Nothing from {origin} could be loaded. To get models:
 
 * train every model and prior on the bundled digits (a few minutes on a CPU), then start the app again, which reads `runs/`:
   ```bash
@@ -63,8 +63,8 @@ def build_demo(catalog: Catalog, handlers: Handlers) -> gr.Blocks:
     return demo
 
 
-def model_dropdown(catalog: Catalog, models: list[ServedModel], label: str = "Model") -> gr.Dropdown:
-    return gr.Dropdown([(served.label, served.name) for served in models], value=models[0].name, label=label)
+def model_dropdown(models: list[ServedModel]) -> gr.Dropdown:
+    return gr.Dropdown([(served.label, served.name) for served in models], value=models[0].name, label="Model")
 
 
 def sampling_controls(catalog: Catalog, max_samples: int, default_samples: int, min_samples: int = 1):
@@ -76,9 +76,9 @@ def sampling_controls(catalog: Catalog, max_samples: int, default_samples: int, 
     max_classes = max((generator.prior.num_classes for served in models for name, generator in served.learned_priors.items()
                        if generation.is_conditional(served, name)), default=0)
     first, first_prior = models[0], models[0].priors[-1]
-    model = model_dropdown(catalog, models)
+    model = model_dropdown(models)
     prior = gr.Dropdown(all_priors, value=first_prior, label="Prior")
-    num_samples = gr.Slider(min_samples, max_samples, value=default_samples, step=1, label="Number of samples")
+    num_samples = gr.Slider(min_samples, max_samples, value=default_samples, step=1, precision=0, label="Number of samples")
     seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature (PixelCNN)",
                             visible=generation.takes_temperature(first, first_prior))
@@ -106,7 +106,7 @@ def sample_tab(catalog: Catalog, handlers: Handlers) -> None:
             model, prior, num_samples, seed, temperature, label = sampling_controls(catalog, MAX_SAMPLES_SHOWN, 64)
             button = gr.Button("Sample", variant="primary")
         with gr.Column(scale=2):
-            samples = gr.Image(label="Samples", type="pil", format="png", interactive=False, elem_id="samples")
+            samples = gr.Image(label="Samples", type="pil", format="png", interactive=False, height=560, elem_id="samples")
     button.click(handlers.sample, [model, prior, num_samples, seed, temperature, label], samples, api_name="sample")
 
 
@@ -120,19 +120,20 @@ def compare_tab(catalog: Catalog, handlers: Handlers) -> None:
         return
     learned_names = list(dict.fromkeys(prior for served in with_priors for prior in served.learned_priors))
     with gr.Row():
-        model = model_dropdown(catalog, with_priors)
+        model = model_dropdown(with_priors)
         learned_prior = gr.Dropdown(learned_names, value=next(iter(with_priors[0].learned_priors)), label="Learned prior")
-        num_samples = gr.Slider(MIN_SCORED_SAMPLES, MAX_COMPARED_SAMPLES, value=100, step=1, label="Samples per prior")
+        num_samples = gr.Slider(MIN_SCORED_SAMPLES, MAX_COMPARED_SAMPLES, value=100, step=1, precision=0,
+                                label="Samples per prior")
         seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     button = gr.Button("Compare", variant="primary")
     with gr.Row():
         with gr.Column():
             baseline = gr.Image(label="Baseline prior: N(0, I), or uniform codes for a VQ-VAE", type="pil", format="png",
-                                interactive=False, elem_id="baseline-samples")
+                                interactive=False, height=420, elem_id="baseline-samples")
             baseline_is = gr.Number(label="Inception Score, baseline prior", precision=2, interactive=False,
                                     elem_id="baseline-is")
         with gr.Column():
-            learned = gr.Image(label="Learned prior", type="pil", format="png", interactive=False,
+            learned = gr.Image(label="Learned prior", type="pil", format="png", interactive=False, height=420,
                                elem_id="learned-samples")
             learned_is = gr.Number(label="Inception Score, learned prior", precision=2, interactive=False,
                                    elem_id="learned-is")
@@ -166,8 +167,9 @@ def image_source(which: str = "Image"):
     with gr.Tab(f"{which}: upload"):
         upload = gr.File(label="An image file (PNG, JPEG, ...)", file_types=["image"], type="filepath")
     with gr.Tab(f"{which}: draw"):
-        drawing = gr.Sketchpad(label="Draw a digit", type="pil", image_mode="RGB", canvas_size=(280, 280),
-                               brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"))
+        # Flattened on white as RGB (the default RGBA would leave black ink on a transparent, black, background).
+        drawing = gr.Sketchpad(label="Draw a digit (pick the brush first)", type="pil", image_mode="RGB",
+                               canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"))
     return upload, drawing
 
 
@@ -176,21 +178,23 @@ def explore_tab(catalog: Catalog, handlers: Handlers) -> None:
     gr.Markdown("Images are turned into what the model was trained on: its size and channels, and light ink on a dark "
                 "background (a light image is inverted).")
     with gr.Tab("Reconstruct"):
-        model = model_dropdown(catalog, models)
+        model = model_dropdown(models)
         upload, drawing = image_source()
         button = gr.Button("Reconstruct", variant="primary")
-        output = gr.Image(label="The model's input and its reconstruction", type="pil", format="png", interactive=False)
+        output = gr.Image(label="The model's input and its reconstruction", type="pil", format="png", interactive=False,
+                          height=EXPLORE_HEIGHT)
         button.click(handlers.reconstruct, [model, upload, drawing], output, api_name="reconstruct")
     with gr.Tab("Interpolate"):
-        model = model_dropdown(catalog, models)
+        model = model_dropdown(models)
         with gr.Row():
             with gr.Column():
                 upload_a, drawing_a = image_source("First")
             with gr.Column():
                 upload_b, drawing_b = image_source("Second")
-        steps = gr.Slider(2, MAX_INTERPOLATION_STEPS, value=8, step=1, label="Steps between the two")
+        steps = gr.Slider(2, MAX_INTERPOLATION_STEPS, value=8, step=1, precision=0, label="Steps between the two")
         button = gr.Button("Interpolate", variant="primary")
-        output = gr.Image(label="First image, the path decoded, second image", type="pil", format="png", interactive=False)
+        output = gr.Image(label="First image, the path decoded, second image", type="pil", format="png", interactive=False,
+                          height=EXPLORE_HEIGHT)
         button.click(handlers.interpolate, [model, upload_a, drawing_a, upload_b, drawing_b, steps], output,
                      api_name="interpolate")
     variational = [served for served in models if served.model_type in VARIATIONAL_TYPES]
@@ -200,19 +204,19 @@ def explore_tab(catalog: Catalog, handlers: Handlers) -> None:
     vqvaes = [served for served in models if served.model_type == "vqvae"]
     if vqvaes:
         with gr.Tab("Code map (VQ-VAE)"):
-            model = model_dropdown(catalog, vqvaes)
+            model = model_dropdown(vqvaes)
             upload, drawing = image_source()
             button = gr.Button("Show codes", variant="primary")
             with gr.Row():
                 figure = gr.Image(label="Image, reconstruction, codes (one colour a code)", type="pil", format="png",
-                                  interactive=False)
+                                  interactive=False, height=EXPLORE_HEIGHT)
                 indices = gr.Dataframe(label="Code indices", type="array", interactive=False)
             button.click(handlers.code_map, [model, upload, drawing], [figure, indices], api_name="code_map")
 
 
 def latent_sliders_tab(catalog: Catalog, handlers: Handlers, variational: list[ServedModel]) -> None:
     count = min(MAX_LATENT_SLIDERS, max(served.model.latent_dim for served in variational))
-    model = model_dropdown(catalog, variational)
+    model = model_dropdown(variational)
     gr.Markdown(f"Set each latent by hand; the image decodes as a slider is released. The traversal sweeps every latent "
                 f"from -{explore.TRAVERSAL_SPAN:g} to {explore.TRAVERSAL_SPAN:g} (one row each) around the sliders' point.")
     with gr.Row():
@@ -220,7 +224,8 @@ def latent_sliders_tab(catalog: Catalog, handlers: Handlers, variational: list[S
             sliders = [gr.Slider(-explore.TRAVERSAL_SPAN, explore.TRAVERSAL_SPAN, value=0.0, step=0.05, label=f"z{index}",
                                  visible=index < variational[0].model.latent_dim) for index in range(count)]
         with gr.Column(scale=1):
-            decoded = gr.Image(label="Decoded", type="pil", format="png", interactive=False)
+            decoded = gr.Image(handlers.decode_latent(variational[0].name), label="Decoded", type="pil", format="png",
+                               interactive=False, height=EXPLORE_HEIGHT)
             button = gr.Button("Traverse every latent", variant="primary")
     traversal = gr.Image(label="Traversals: one row per latent", type="pil", format="png", interactive=False)
 
