@@ -19,7 +19,8 @@ MAX_QUEUE = 64  # requests waiting at most; one more is told the queue is full, 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description="The twostage Gradio app: sample the models, compare their priors, "
+                                                 "score them by IS and FID, explore their latents.")
     parser.add_argument("--models", nargs="+", default=None, metavar="RUN_OR_HUB_ID",
                         help=f"Run folders or Hub ids of models and priors to serve. Default: ${MODELS_ENV}, then "
                              f"--models_file, then every run folder in --runs_dir.")

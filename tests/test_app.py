@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -265,6 +267,13 @@ def bad_upload(case: str, folder: Path) -> str | None:
     if case == "blank":
         Image.new("L", (32, 32), 255).save(folder / "blank.png")
         return str(folder / "blank.png")
+    if case == "claims to be huge":  # a PNG header saying 30000x30000 and no pixels: a few bytes that would decode to 900 MB
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        header = chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+        (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+        return str(folder / "bomb.png")
     if case == "truncated":  # the header says 64x64, the pixels are cut off
         (folder / "cut.png").write_bytes(Path(png_of_size(folder / "whole.png", 64, 64)).read_bytes()[:60])
         return str(folder / "cut.png")
@@ -275,6 +284,7 @@ def bad_upload(case: str, folder: Path) -> str | None:
     ("text file named .png", "not an image PIL can read"),
     ("text file", "Invalid file type"),
     ("too large", f"at most {MAX_SIDE} pixels a side"),
+    ("claims to be huge", "far too large"),
     ("too small", "at least 8 pixels a side"),
     ("too wide", "crop it to roughly a square"),
     ("blank", "The image is blank"),
