@@ -46,6 +46,8 @@ def create_app(sources: ModelSources, concurrency: int = CONCURRENCY, max_queue:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # Requests computed at once share the cores: more threads than cores in all would slow every one of them down.
+    torch.set_num_threads(max(1, torch.get_num_threads() // args.concurrency))
     demo = create_app(model_sources(args.models, args.models_file, args.runs_dir), args.concurrency, args.max_queue)
     # The server refuses larger uploads before the app sees them.
     demo.launch(server_name=args.server_name, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
