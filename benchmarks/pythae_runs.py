@@ -91,7 +91,12 @@ def vae(settings: dict, data: ImageData, workdir: str) -> dict:
 def vqvae(settings: dict, data: ImageData, workdir: str) -> dict:
     model, clock = _train(settings, data, pythae_vqvae(_our_networks(settings, data, "vqvae")), workdir)
     torch.save(model.state_dict(), os.path.join(workdir, "pythae-vqvae.pt"))
-    return {"train_per_second": clock.per_second}
+    test = to_float(data.test_images[: settings["num_samples"]]).to(next(model.parameters()).device)
+    with torch.no_grad():
+        output = model({"data": test})
+    error = (output.recon_x - test).pow(2).flatten(1).sum(1).mean().item()
+    return {"train_per_second": clock.per_second, "reconstruction_error": error,
+            "codes_used": output.quantized_indices.unique().numel()}
 
 
 def prior(settings: dict, data: ImageData, workdir: str) -> dict:

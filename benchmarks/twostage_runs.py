@@ -3,7 +3,7 @@ peak memory is its own. Each returns its figures and saves its samples (uint8) i
 
 - vae:   train the VAE (train.py's step), time 1,000 samples from N(0, I), fit the Gaussian mixture prior to the
          training latents (stage2_prior) and sample it;
-- vqvae: train the VQ-VAE and save it;
+- vqvae: train the VQ-VAE, save it, and measure how well it reconstructs test images and how many codes they use;
 - prior: encode the training set into codes, train the gated PixelCNN (stage2_prior/train.py's step), time
          1,000 samples through the fast sampler (stage2_prior/sampling.py).
 """
@@ -17,10 +17,10 @@ from accelerate import Accelerator
 
 from prior_loop import PriorLoop
 from stage1_autoencoders import VQVAE
-from stage1_autoencoders.data import ImageData
+from stage1_autoencoders.data import ImageData, to_float
 from stage1_loop import Stage1Loop, stage1_arguments
 from stage2_prior.codes import extract_codes
-from stage2_prior.fit_mixture import embed_images
+from stage2_prior.fit_mixture import latents_of
 from stage2_prior.mixture_prior import MixturePrior
 from stage2_prior.mixture_prior import sample_images as sample_mixture_images
 from stage2_prior.pixelcnn import GatedPixelCNN
@@ -51,8 +51,10 @@ def vae(settings: dict, data: ImageData, workdir: str) -> dict:
     loop = _stage1(settings, data, "vae", workdir)
     model, device, seed, n = loop.trained_model, settings["device"], settings["seed"], settings["num_samples"]
     model.sample(2)  # warm-up
-    seconds, normal = timed(device, lambda: model.sample(n, generator=torch.Generator().manual_seed(seed)))
-    latents = embed_images(model, data.train_images, 256, "embedding the training set")
+    generator = torch.Generator().manual_seed(seed)
+    batches = [len(batch) for batch in torch.arange(n).split(settings["sample_batch_size"])]  # as pythae's samplers batch
+    seconds, normal = timed(device, lambda: torch.cat([model.sample(size, generator=generator) for size in batches]))
+    latents = latents_of(model, data.train_images, 256, "encoding the training set", seed=seed)
     mixture = MixturePrior.fit(latents, settings["mixture_components"], "full", seed=seed)
     mixture_samples = sample_mixture_images(mixture, model, n, seed=seed)
     return {
@@ -64,8 +66,13 @@ def vae(settings: dict, data: ImageData, workdir: str) -> dict:
 
 def vqvae(settings: dict, data: ImageData, workdir: str) -> dict:
     loop = _stage1(settings, data, "vqvae", workdir)
-    loop.trained_model.save_pretrained(os.path.join(workdir, "twostage-vqvae"))
-    return {"train_per_second": loop.clock.per_second}
+    model = loop.trained_model
+    model.save_pretrained(os.path.join(workdir, "twostage-vqvae"))
+    test = to_float(data.test_images[: settings["num_samples"]]).to(next(model.parameters()).device)
+    with torch.no_grad():
+        error = (model.reconstruct(test) - test).pow(2).flatten(1).sum(1).mean().item()
+        codes_used = model.encode_to_indices(test).unique().numel()
+    return {"train_per_second": loop.clock.per_second, "reconstruction_error": error, "codes_used": codes_used}
 
 
 def prior(settings: dict, data: ImageData, workdir: str) -> dict:

@@ -16,7 +16,8 @@ One table, each figure for both libraries and the advantage of twostage (>1: two
 1. stage-1 training throughput, images/s, VAE and VQ-VAE;   2. PixelCNN training throughput, codes/s;
 3. seconds to sample --num_samples images from VQ-VAE + PixelCNN and from VAE + N(0, I);
 4. IS, FID, precision and recall (the project's MNIST classifier as feature extractor, against as many test images)
-   of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN;
+   of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN; and, to read the last one, how well each
+   VQ-VAE reconstructs test images and how many of its codes they use;
 5. peak memory of each run: every run is a process of its own (peak RSS on CPU, torch's peak allocation on CUDA).
 Training throughput leaves out the first --warmup_steps steps and the first step of every epoch (benchmarks/
 step_clock.py). On a CPU the two libraries' runs of each kind go at the same time, each with half the cores, so
@@ -45,7 +46,7 @@ MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__))
 LIBRARIES = ("twostage", "pythae")
 RUNS = ("vae", "vqvae", "prior")  # "prior" reads the VQ-VAE that "vqvae" saved
 QUICK = {"max_train_samples": 6000, "epochs": 1, "prior_train_samples": 2000, "prior_epochs": 1, "num_samples": 500}
-FULL = {"max_train_samples": None, "epochs": 2, "prior_train_samples": None, "prior_epochs": 1, "num_samples": 1000}
+FULL = {"max_train_samples": None, "epochs": 1, "prior_train_samples": None, "prior_epochs": 1, "num_samples": 1000}
 SAMPLE_SETS = {"vae_normal": "VAE + N(0,I)", "vae_mixture": "VAE + mixture", "vqvae_pixelcnn": "VQ-VAE + PixelCNN"}
 
 
@@ -212,6 +213,10 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     add("PixelCNN training (codes/s)", results["twostage", "prior"]["train_per_second"], results["pythae", "prior"]["train_per_second"], True, ".0f")
     add(f"sample {n}, VQ-VAE + PixelCNN (s)", results["twostage", "prior"]["sample_seconds"], results["pythae", "prior"]["sample_seconds"], False, ".2f")
     add(f"sample {n}, VAE + N(0,I) (s)", results["twostage", "vae"]["sample_seconds"], results["pythae", "vae"]["sample_seconds"], False, ".3f")
+    add("VQ-VAE test reconstruction (sq. error/image)", results["twostage", "vqvae"]["reconstruction_error"],
+        results["pythae", "vqvae"]["reconstruction_error"], False, ".2f")
+    add(f"VQ-VAE codes in use on test images (of {settings['num_embeddings']})", results["twostage", "vqvae"]["codes_used"],
+        results["pythae", "vqvae"]["codes_used"], True, ".0f")
     for name, label in SAMPLE_SETS.items():
         ours, theirs = scores["twostage", name], scores["pythae", name]
         add(f"IS, {label}", ours["is"], theirs["is"], True, ".2f")
@@ -235,13 +240,14 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
           f"batch {settings['batch_size']}, AdamW lr {settings['learning_rate']:g} constant; encoder/decoder widths "
           f"{settings['hidden_channels']}, latent {settings['latent_dim']}, codebook {settings['num_embeddings']}x"
           f"{settings['embedding_dim']} (EMA decay {settings['ema_decay']:g}); twostage options: channels_last={settings['channels_last']}, compile={settings['compile']}")
-    header = f"{'figure':<42}{'twostage':>12}{'pythae':>12}{'advantage':>12}"
+    width = max(len(row[0]) for row in rows) + 2
+    header = f"{'figure':<{width}}{'twostage':>12}{'pythae':>12}{'advantage':>12}"
     print(header)
     print("-" * len(header))
     for figure, ours, theirs, higher_better, fmt in rows:
         numerator, denominator = (ours, theirs) if higher_better else (theirs, ours)
         advantage = f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"  # e.g. a recall of 0
-        print(f"{figure:<42}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>12}")
+        print(f"{figure:<{width}}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>12}")
     print(f"advantage: twostage / pythae where higher is better, pythae / twostage where lower is; >1: twostage better.")
     print(f"IS of {settings['num_samples']:,} real test images (the ceiling): {scores['real']['is']:.2f}. Load average at the "
           f"start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))

@@ -49,6 +49,10 @@ class AE(HubModel):
         """The deterministic latent vector of each image (for t-SNE and for fitting a learned prior)."""
         return self.encode(x)
 
+    def sample_posterior(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A draw from q(z | x) for each image: for the plain AE, its one deterministic latent."""
+        return self.embed(x)
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.from_latent(z).view(-1, *self.feature_shape))
 

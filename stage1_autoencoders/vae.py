@@ -23,6 +23,13 @@ class VAE(AE):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)[0]
 
+    def sample_posterior(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mean + std * noise: the latents the decoder was trained on, whose pool over the training set is the
+        aggregate posterior a learned prior should match."""
+        mean, logvar = self.encode(x)
+        noise = torch.randn(mean.shape, generator=generator, device=generator.device if generator else mean.device)
+        return mean + noise.to(mean.device) * (0.5 * logvar).exp()
+
     def kl_weight(self, step: int | None) -> torch.Tensor | float:
         return 1.0
 

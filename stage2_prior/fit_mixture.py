@@ -28,6 +28,7 @@ from training.arguments import add_data_arguments
 
 NUM_SAMPLES_SHOWN = 64
 CONTINUOUS_TYPES = ("ae", "vae", "beta_vae")
+FIT_TO = ("posterior_samples", "means")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--autoencoder_revision", default=None, help="Hub revision of --autoencoder.")
     parser.add_argument("--n_components", type=int, default=10, help="Gaussians in the mixture.")
     parser.add_argument("--covariance_type", default="full", choices=COVARIANCE_TYPES, help="scikit-learn's covariance_type.")
+    parser.add_argument("--fit_to", default="posterior_samples", choices=FIT_TO,
+                        help="Fit a (β-)VAE's mixture to one draw from q(z | x) per image, the aggregate posterior "
+                             "that the decoder was trained on (default), or to the posterior means. The means "
+                             "shrink toward 0 where the posterior is wide (large β), so a mixture fitted to them "
+                             "samples latents the decoder rarely saw; for a plain AE both are its deterministic latents.")
     parser.add_argument("--max_iter", type=int, default=200, help="EM iterations at most.")
     parser.add_argument("--output_dir", default="runs/mixture_prior")
     parser.add_argument("--batch_size", type=int, default=256, help="Batch size for embedding the images.")
@@ -53,11 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def embed_images(model, images: torch.Tensor, batch_size: int, description: str) -> torch.Tensor:
-    """uint8 images -> the deterministic latents model.embed(x) (N, D), on the CPU."""
+def latents_of(model, images: torch.Tensor, batch_size: int, description: str, fit_to: str = "posterior_samples",
+               seed: int = 0) -> torch.Tensor:
+    """uint8 images -> latents (N, D) on the CPU: one seeded draw from q(z | x) per image ("posterior_samples"),
+    or the posterior means ("means"). For a plain AE the two are the same deterministic latents."""
+    if fit_to not in FIT_TO:
+        raise ValueError(f"fit_to={fit_to!r}: choose one of {FIT_TO}.")
     device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)
     batches = tqdm(images.split(batch_size), desc=description)
-    return torch.cat([model.embed(to_float(batch).to(device)).cpu() for batch in batches])
+    if fit_to == "means":
+        return torch.cat([model.embed(to_float(batch).to(device)).cpu() for batch in batches])
+    return torch.cat([model.sample_posterior(to_float(batch).to(device), generator).cpu() for batch in batches])
 
 
 def main(argv=None) -> None:
@@ -71,8 +84,8 @@ def main(argv=None) -> None:
     autoencoder.to(device)
     data = load_data_for(autoencoder, args, args.autoencoder, args.autoencoder_revision)
     started = time.time()
-    train_latents = embed_images(autoencoder, data.train_images, args.batch_size, "embedding train split")
-    test_latents = embed_images(autoencoder, data.test_images, args.batch_size, "embedding test split")
+    train_latents = latents_of(autoencoder, data.train_images, args.batch_size, "encoding train split", args.fit_to, args.seed)
+    test_latents = latents_of(autoencoder, data.test_images, args.batch_size, "encoding test split", args.fit_to, args.seed + 1)
     print(f"fitting {args.n_components} Gaussians ({args.covariance_type} covariances) to {len(train_latents):,} latents")
     prior = MixturePrior.fit(train_latents, args.n_components, args.covariance_type, seed=args.seed, max_iter=args.max_iter,
                              autoencoder_id=autoencoder_id, autoencoder_revision=autoencoder_revision)
@@ -102,6 +115,7 @@ def main(argv=None) -> None:
         "num_test_images": len(test_latents),
         "n_components": args.n_components,
         "covariance_type": args.covariance_type,
+        "fit_to": args.fit_to,
         "device": device,
         "seed": args.seed,
         "wall_time_seconds": round(time.time() - started, 1),

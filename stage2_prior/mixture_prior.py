@@ -1,9 +1,9 @@
 """A Gaussian mixture prior over a continuous latent space ("ex-post density estimation", Ghosh et al. 2020).
 
-Fitted with scikit-learn to the aggregate posterior, the latents `model.embed(x)` of the training images of an
-AE, VAE or β-VAE. It makes the plain AE a generator and gives the VAE a learned rival to N(0, I). The fitted
-mixture lives in buffers (weights, means, full covariances), so it saves as safetensors + config.json like every
-model, never as a pickled scikit-learn object.
+Fitted with scikit-learn to the aggregate posterior: one draw from q(z | x) per training image of a VAE or β-VAE
+(stage2_prior/fit_mixture.py), the deterministic latents of a plain AE. It makes the plain AE a generator and
+gives the VAE a learned rival to N(0, I). The fitted mixture lives in buffers (weights, means, full covariances),
+so it saves as safetensors + config.json like every model, never as a pickled scikit-learn object.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 
-from stage1_autoencoders import AE, VQVAE
+from stage1_autoencoders import AE, VAE, VQVAE
 from stage1_autoencoders import train as stage1_train
 from stage1_autoencoders.data import load_image_data, to_float
 from stage2_prior import fit_mixture
@@ -190,6 +190,22 @@ def test_fit_mixture_script_turns_an_autoencoder_into_a_generator(digits, tmp_pa
     with pytest.raises(SystemExit, match="vqvae"):
         small_vqvae().save_pretrained(tmp_path / "vq")
         fit_mixture.main(["--autoencoder", str(tmp_path / "vq"), "--dataset_name", "digits", "--output_dir", str(output_dir)])
+
+
+def test_vae_mixture_is_fitted_to_the_aggregate_posterior(digits):
+    torch.manual_seed(0)
+    vae = VAE(image_size=8, hidden_channels=[16, 32], latent_dim=4).eval()
+    images = digits.train_images[:400]
+    means = fit_mixture.latents_of(vae, images, 128, "means", fit_to="means")
+    draws = fit_mixture.latents_of(vae, images, 128, "draws", seed=3)
+    torch.testing.assert_close(draws, fit_mixture.latents_of(vae, images, 64, "draws", seed=3))  # seeded, any batching
+    # One draw per image from N(mean, exp(logvar)): its spread is the means' spread plus the posterior variance.
+    with torch.no_grad():
+        posterior_variance = vae.encode(to_float(images))[1].exp().mean(0)
+    torch.testing.assert_close(draws.var(0), means.var(0) + posterior_variance, rtol=0.2, atol=0.0)
+    assert not torch.allclose(draws, means)
+    ae = AE(image_size=8, hidden_channels=[16, 32], latent_dim=4).eval()  # no posterior: its latents either way
+    torch.testing.assert_close(fit_mixture.latents_of(ae, images, 128, "ae"), fit_mixture.latents_of(ae, images, 128, "ae", fit_to="means"))
 
 
 def digits_prior_flags(vqvae_folder, output_dir, *flags: str) -> list[str]:
