@@ -3,13 +3,11 @@
 The same model construction (train.py's own parse_args and build_model, so every default is train.py's), AdamW,
 the learning-rate schedule, the data path of training/batches.py (one indexing op per batch of the uint8 cache),
 Accelerate's prepare / backward / gradient clipping, the NaN guard, the VQ-VAE's code counts and the per-step
-reads of the loss terms that train.py logs. Left out: checkpoints, the per-epoch evaluation and sample grids,
-which are not part of a training step.
+reads of the loss terms that train.py logs, in the memory order train.py's --channels_last picks. Left out:
+checkpoints, the per-epoch evaluation and sample grids, which are not part of a training step.
 
-Two options that train.py does not take as flags:
-- channels_last: the model's weights and each batch in NHWC memory order (oneDNN's preferred layout on CPU);
-- compile: torch.compile with the inductor backend, which is what `accelerate launch --dynamo_backend inductor`
-  makes Accelerator.prepare do to train.py's model.
+One option that train.py does not take as a flag: compile, torch.compile with the inductor backend, which is what
+`accelerate launch --dynamo_backend inductor` makes Accelerator.prepare do to train.py's model.
 """
 
 from __future__ import annotations
@@ -40,11 +38,10 @@ def stage1_arguments(model: str, batch_size: int, learning_rate: float, seed: in
 
 
 class Stage1Loop:
-    def __init__(self, args, data: ImageData, accelerator: Accelerator, channels_last: bool = False,
-                 compile: bool = False, warmup_steps: int = 5):
+    def __init__(self, args, data: ImageData, accelerator: Accelerator, compile: bool = False, warmup_steps: int = 5):
         set_seed(args.seed)
         model = build_model(args, data.resolution, data.channels)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                       weight_decay=args.adam_weight_decay)

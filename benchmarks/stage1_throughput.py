@@ -5,9 +5,9 @@
 
 Each model trains as stage1_autoencoders/train.py trains it (benchmarks/stage1_loop.py): the same model
 construction and defaults, AdamW, the uint8 batches of training/batches.py, Accelerate's step. Three variants of
-the step side by side, the first being train.py today:
-  eager           NCHW tensors, no compilation;
-  channels_last   weights and batches in NHWC order (oneDNN's preferred layout);
+the step side by side:
+  eager           NCHW tensors, no compilation (train.py --no-channels_last);
+  channels_last   weights and batches in NHWC order, oneDNN's preferred layout (train.py's default);
   compiled        channels_last and torch.compile (inductor), as `accelerate launch --dynamo_backend inductor` does.
 The variants take turns in short rounds, so a change in the machine's load hits all of them alike; the first
 --warmup_steps steps of each (compilation included) and the first step of each round are not timed.
@@ -30,7 +30,9 @@ from stage1_autoencoders.data import load_image_data
 from stage1_loop import Stage1Loop, stage1_arguments
 
 MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "mnist")
-VARIANTS = {"eager": dict(), "channels_last": dict(channels_last=True), "compiled": dict(channels_last=True, compile=True)}
+VARIANTS = {  # name: (train.py flags, torch.compile)
+    "eager": (["--no-channels_last"], False), "channels_last": (["--channels_last"], False), "compiled": (["--channels_last"], True),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,9 +72,11 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for model in args.models:
-        train_args = stage1_arguments(model, args.batch_size, 1e-3, args.seed)
-        loops = {name: Stage1Loop(train_args, data, accelerator, warmup_steps=args.warmup_steps, **VARIANTS[name])
-                 for name in args.variants}
+        loops = {}
+        for name in args.variants:
+            flags, compile = VARIANTS[name]
+            train_args = stage1_arguments(model, args.batch_size, 1e-3, args.seed, *flags)
+            loops[name] = Stage1Loop(train_args, data, accelerator, compile=compile, warmup_steps=args.warmup_steps)
         for loop in loops.values():
             loop.train_steps(args.warmup_steps + 1)
         rates = {name: [] for name in loops}

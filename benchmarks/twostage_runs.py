@@ -32,7 +32,7 @@ def model_arguments(settings: dict, model: str):
     """train.py's arguments for the benchmark's matched settings."""
     flags = ["--hidden_channels", *map(str, settings["hidden_channels"]), "--latent_dim", str(settings["latent_dim"]),
              "--num_embeddings", str(settings["num_embeddings"]), "--embedding_dim", str(settings["embedding_dim"]),
-             "--ema_decay", str(settings["ema_decay"])]
+             "--ema_decay", str(settings["ema_decay"]), "--channels_last" if settings["channels_last"] else "--no-channels_last"]
     return stage1_arguments(model, settings["batch_size"], settings["learning_rate"], settings["seed"], *flags)
 
 
@@ -40,8 +40,7 @@ def _stage1(settings: dict, data: ImageData, model: str, workdir: str) -> Stage1
     accelerator = Accelerator(cpu=settings["device"] == "cpu")
     args = model_arguments(settings, model)
     args.output_dir = workdir  # where the NaN guard looks for checkpoints: none in a benchmark
-    loop = Stage1Loop(args, data, accelerator, channels_last=settings["channels_last"], compile=settings["compile"],
-                      warmup_steps=settings["warmup_steps"])
+    loop = Stage1Loop(args, data, accelerator, compile=settings["compile"], warmup_steps=settings["warmup_steps"])
     loop.train_steps(settings["epochs"] * loop.steps_per_epoch)
     loop.trained_model.eval()
     return loop

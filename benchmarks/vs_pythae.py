@@ -79,7 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixture_components", type=int, default=10, help="Gaussians in both mixture priors.")
     parser.add_argument("--warmup_steps", type=int, default=5, help="Untimed training steps at the start of each run.")
     parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
-                        help="twostage: train in channels_last memory order.")
+                        help="twostage: train in channels_last memory order (train.py's --channels_last, its default).")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                         help="twostage: torch.compile the training steps (inductor). Off by default: on CPU it gains no "
                              "more than channels_last alone (benchmarks/stage1_throughput.py) and costs a minute to compile.")

@@ -131,7 +131,8 @@ def main(argv=None) -> None:
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
                            args.resolution, seed=args.seed, max_train_samples=args.max_train_samples,
                            max_test_samples=args.max_eval_samples)
-    model = build_model(args, data.resolution, data.channels)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = build_model(args, data.resolution, data.channels).to(memory_format=memory_format)
     labels_or_index = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
     train_loader = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
     test_labels = data.test_labels if data.test_labels is not None else torch.zeros(len(data.test_images), dtype=torch.long)
@@ -171,7 +172,7 @@ def main(argv=None) -> None:
         code_counts = None
         for images, _labels in epoch_loader:
             with accelerator.accumulate(model):
-                out = model(to_float(images), step=global_step)
+                out = model(to_float(images).contiguous(memory_format=memory_format), step=global_step)
                 loss = accelerator.reduce(out.loss.detach().float(), "mean")
                 check_finite(loss, global_step, args.output_dir)
                 accelerator.backward(out.loss)

@@ -110,6 +110,8 @@ def main(argv=None) -> None:
         num_layers=args.num_layers, kernel_size=args.kernel_size, num_classes=data.num_classes if args.conditional else None,
         vqvae_id=vqvae_id, vqvae_revision=vqvae_revision,
     )
+    if args.channels_last:  # its inputs, the permuted code embeddings, are NHWC already
+        model = model.to(memory_format=torch.channels_last)
     no_labels = torch.zeros(len(codes.train_codes), dtype=torch.long)
     train_labels = codes.train_labels if codes.train_labels is not None else no_labels
     test_labels = codes.test_labels if codes.test_labels is not None else torch.zeros(len(codes.test_codes), dtype=torch.long)
