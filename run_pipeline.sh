@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole two-stage pipeline, end to end: stage-1 autoencoders, stage-2 priors, then one evaluation report.
 #   bash run_pipeline.sh                                    # the bundled digits, offline, a few minutes on 2 CPU cores
-#   DATASET=ylecun/mnist EPOCHS=10 bash run_pipeline.sh     # any --dataset_name; a local copy works the same way
+#   DATASET=ylecun/mnist EPOCHS=2 bash run_pipeline.sh      # any --dataset_name; a local copy works the same way
 # Outputs land in $RUNS (default runs/): one folder per model or prior, and $RUNS/report/REPORT.md.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -2,8 +2,8 @@
 the evaluation report's comparison table and, per model, the learned prior beside its baseline (GMM over N(0, I)
 for the AE, VAE and β-VAEs; PixelCNN over uniform codes for the VQ-VAE) on IS and FID.
 
-    python benchmarks/compare_priors.py --dataset_name ylecun/mnist --epochs 10        # the README's MNIST settings
-    python benchmarks/compare_priors.py --dataset_name ../shared/data/mnist --epochs 10  # the same, offline
+    python benchmarks/compare_priors.py --dataset_name ylecun/mnist                  # the README's MNIST table (2 epochs)
+    python benchmarks/compare_priors.py --dataset_name ../shared/data/mnist           # the same, offline
     python benchmarks/compare_priors.py --from_report runs/mnist/report                # print an existing report
 
 Training and evaluation are run_pipeline.sh's, unchanged (its environment variables carry the settings), so the
@@ -29,7 +29,8 @@ BASELINES = ("N(0,I)", "uniform")
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset_name", default="ylecun/mnist")
-    parser.add_argument("--epochs", type=int, default=10, help="Epochs of every stage-1 model and of the PixelCNN.")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="Epochs of every stage-1 model and of the PixelCNN (2: about 70 minutes on 2 CPU cores).")
     parser.add_argument("--runs_dir", default="runs/compare_priors", help="Where the runs and the report go.")
     parser.add_argument("--extra", default="", help="More flags for every stage-1 run (run_pipeline.sh's EXTRA).")
     parser.add_argument("--from_report", default=None, help="A report folder to print instead of training.")
