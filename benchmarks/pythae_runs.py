@@ -32,7 +32,7 @@ from pythae_models import pythae_vae, pythae_vqvae
 from stage1_autoencoders.data import ImageData, to_float
 from stage1_autoencoders.train import build_model
 from step_clock import StepClock, batch_sizes, timed
-from twostage_runs import model_arguments
+from twostage_runs import model_arguments, squared_error_per_image, test_images
 
 
 class StepTimer(TrainingCallback):
@@ -91,11 +91,10 @@ def vae(settings: dict, data: ImageData, workdir: str) -> dict:
 def vqvae(settings: dict, data: ImageData, workdir: str) -> dict:
     model, clock = _train(settings, data, pythae_vqvae(_our_networks(settings, data, "vqvae")), workdir)
     torch.save(model.state_dict(), os.path.join(workdir, "pythae-vqvae.pt"))
-    test = to_float(data.test_images[: settings["num_samples"]]).to(next(model.parameters()).device)
+    test = test_images(settings, data, model)
     with torch.no_grad():
         output = model({"data": test})
-    error = (output.recon_x - test).pow(2).flatten(1).sum(1).mean().item()
-    return {"train_per_second": clock.per_second, "reconstruction_error": error,
+    return {"train_per_second": clock.per_second, "reconstruction_error": squared_error_per_image(output.recon_x, test),
             "codes_used": output.quantized_indices.unique().numel()}
 
 

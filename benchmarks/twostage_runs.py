@@ -63,13 +63,23 @@ def vae(settings: dict, data: ImageData, workdir: str) -> dict:
     }
 
 
+def test_images(settings: dict, data: ImageData, model: torch.nn.Module) -> torch.Tensor:
+    """The first --num_samples test images, as floats on the model's device: what both libraries' VQ-VAEs are
+    scored on."""
+    return to_float(data.test_images[: settings["num_samples"]]).to(next(model.parameters()).device)
+
+
+def squared_error_per_image(reconstructions: torch.Tensor, images: torch.Tensor) -> float:
+    return (reconstructions - images).pow(2).flatten(1).sum(1).mean().item()
+
+
 def vqvae(settings: dict, data: ImageData, workdir: str) -> dict:
     loop = _stage1(settings, data, "vqvae", workdir)
     model = loop.trained_model
     model.save_pretrained(os.path.join(workdir, "twostage-vqvae"))
-    test = to_float(data.test_images[: settings["num_samples"]]).to(next(model.parameters()).device)
+    test = test_images(settings, data, model)
     with torch.no_grad():
-        error = (model.reconstruct(test) - test).pow(2).flatten(1).sum(1).mean().item()
+        error = squared_error_per_image(model.reconstruct(test), test)
         codes_used = model.encode_to_indices(test).unique().numel()
     return {"train_per_second": loop.clock.per_second, "reconstruction_error": error, "codes_used": codes_used}
 

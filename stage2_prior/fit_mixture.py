@@ -66,11 +66,13 @@ def latents_of(model, images: torch.Tensor, batch_size: int, description: str, f
     if fit_to not in FIT_TO:
         raise ValueError(f"fit_to={fit_to!r}: choose one of {FIT_TO}.")
     device = next(model.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    batches = tqdm(images.split(batch_size), desc=description)
     if fit_to == "means":
-        return torch.cat([model.embed(to_float(batch).to(device)).cpu() for batch in batches])
-    return torch.cat([model.sample_posterior(to_float(batch).to(device), generator).cpu() for batch in batches])
+        encode = model.embed
+    else:
+        generator = torch.Generator(device).manual_seed(seed)
+        encode = lambda x: model.sample_posterior(x, generator)  # noqa: E731  (one generator across the batches)
+    batches = tqdm(images.split(batch_size), desc=description)
+    return torch.cat([encode(to_float(batch).to(device)).cpu() for batch in batches])
 
 
 def main(argv=None) -> None:
