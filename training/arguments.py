@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from training.schedules import SCHEDULES
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the script's docstring as written and shows every flag's default."""
+
+
+MAX_RESOLUTION = 1024  # far above any dataset here; a typo like 100000 would otherwise try to allocate terabytes
+
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
@@ -32,8 +41,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
     group.add_argument("--max_train_steps", type=int, default=None,
                        help="Total optimizer steps; overrides --num_train_epochs when given.")
     group.add_argument("--learning_rate", type=float, default=1e-3)
-    group.add_argument("--lr_scheduler", default="cosine",
-                       help='One of transformers-style schedules: "constant", "linear", "cosine".')
+    group.add_argument("--lr_scheduler", default="cosine", choices=SCHEDULES,
+                       help="Learning-rate schedule after the warm-up, counted in optimizer steps of the whole run.")
     group.add_argument("--lr_warmup_steps", type=int, default=0)
     group.add_argument("--adam_beta1", type=float, default=0.9)
     group.add_argument("--adam_beta2", type=float, default=0.999)
@@ -47,6 +56,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
                             "cuDNN's mixed-precision ones run fastest in (1.04-1.17x per CPU step here, benchmarks/stage1_throughput.py).")
     group.add_argument("--checkpointing_steps", type=int, default=500,
                        help="Save the full training state (model, optimizer, scheduler, RNG, data position) every N steps.")
+    group.add_argument("--save_on_each_node", action="store_true",
+                       help="Write checkpoints on every machine, for machines that do not share a filesystem.")
+    group.add_argument("--overwrite_output_dir", action="store_true",
+                       help="Start a fresh run in an --output_dir that holds another run's checkpoints, deleting them.")
     group.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
     group.add_argument("--resume_from_checkpoint", default=None,
                        help='A checkpoint folder, or "latest" to continue from the newest one in --output_dir.')
@@ -66,5 +79,16 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise SystemExit("--push_to_hub needs --hub_model_id (for example --hub_model_id your-name/mnist-vae).")
     if args.push_checkpoints_to_hub and not args.push_to_hub:
         raise SystemExit("--push_checkpoints_to_hub needs --push_to_hub and --hub_model_id.")
-    if args.gradient_accumulation_steps < 1 or args.train_batch_size < 1:
-        raise SystemExit("--train_batch_size and --gradient_accumulation_steps must be at least 1.")
+    for flag in ("train_batch_size", "eval_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "num_train_epochs"):
+        if getattr(args, flag) < 1:
+            raise SystemExit(f"--{flag} {getattr(args, flag)}: must be at least 1.")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        raise SystemExit(f"--max_train_steps {args.max_train_steps}: must be at least 1 (or left out to train --num_train_epochs).")
+    if not args.learning_rate > 0:
+        raise SystemExit(f"--learning_rate {args.learning_rate}: must be a positive number, e.g. 1e-3.")
+    if args.lr_warmup_steps < 0:
+        raise SystemExit(f"--lr_warmup_steps {args.lr_warmup_steps}: must be 0 or more.")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        raise SystemExit(f"--checkpoints_total_limit {args.checkpoints_total_limit}: must be at least 1 (or left out to keep all).")
+    if args.resolution is not None and not 1 <= args.resolution <= MAX_RESOLUTION:
+        raise SystemExit(f"--resolution {args.resolution}: must be between 1 and {MAX_RESOLUTION} pixels.")

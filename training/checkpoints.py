@@ -1,13 +1,28 @@
-"""Checkpoints that a crash can never leave half-written: Accelerate writes the state into a temporary folder,
-which is renamed into place only when complete. Old checkpoints are pruned only after a new one is complete."""
+"""Checkpoints that a crash can never leave half-written, and that are checked before they are used.
+
+Accelerate writes the state into a temporary folder; run.json (the flags that define the run) and manifest.json
+(every file's name and size) are written last, then the folder is renamed into place. Old checkpoints are pruned
+only after a new one is complete. Resuming verifies the manifest first; "latest" falls back to the newest intact
+checkpoint and says so. Without a shared filesystem (--save_on_each_node) every node writes, renames and prunes its
+own copy, and the main process decides which checkpoint all of them resume.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 
+from accelerate.utils import broadcast_object_list, load
+
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+MANIFEST = "manifest.json"
+RUN_FLAGS = "run.json"
+
+
+class CheckpointError(SystemExit):
+    """A checkpoint that cannot be used, or flags that do not fit it: one line for the user, no traceback."""
 
 
 def checkpoints_dir(output_dir: str) -> str:
@@ -15,7 +30,7 @@ def checkpoints_dir(output_dir: str) -> str:
 
 
 def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
-    """Complete checkpoints as (step, path), oldest first."""
+    """Checkpoint folders as (step, path), oldest first (verified only when used)."""
     folder = checkpoints_dir(output_dir)
     if not os.path.isdir(folder):
         return []
@@ -23,40 +38,145 @@ def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | None) -> str:
+def _writes_here(accelerator, save_on_each_node: bool) -> bool:
+    return accelerator.is_local_main_process if save_on_each_node else accelerator.is_main_process
+
+
+def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | None, run_flags: dict,
+                    save_on_each_node: bool = False) -> str:
     folder = checkpoints_dir(output_dir)
     final = os.path.join(folder, f"checkpoint-{step}")
     partial = os.path.join(folder, f".partial-checkpoint-{step}")
-    if accelerator.is_main_process:
+    writer = _writes_here(accelerator, save_on_each_node)
+    if writer:
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
     accelerator.wait_for_everyone()
-    accelerator.save_state(partial)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with open(os.path.join(partial, "step.txt"), "w") as f:
-            f.write(str(step))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-        if total_limit:
-            for _, old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old)
+    try:
+        accelerator.save_state(partial)
+        accelerator.wait_for_everyone()
+        if writer:
+            with open(os.path.join(partial, RUN_FLAGS), "w") as f:
+                json.dump({"step": step, "flags": run_flags}, f, indent=2)
+            files = {name: os.path.getsize(os.path.join(partial, name)) for name in sorted(os.listdir(partial))}
+            with open(os.path.join(partial, MANIFEST), "w") as f:  # last: its presence means every file is complete
+                json.dump({"step": step, "files": files}, f, indent=2)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(partial, final)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
+        raise CheckpointError(
+            f"Could not write checkpoint {final} ({error.strerror or error}); {free / 2**20:.0f} MiB free on its disk. "
+            f"The earlier checkpoints are kept; free some space, then continue with --resume_from_checkpoint latest."
+        ) from error
+    if writer and total_limit:
+        for _, old in list_checkpoints(output_dir)[:-total_limit]:
+            shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
 
 
-def resolve_checkpoint(output_dir: str, resume_from_checkpoint: str | None) -> tuple[str, int] | None:
-    """(path, step) of the checkpoint to resume, or None to start fresh. "latest" with none saved starts fresh."""
+def checkpoint_problem(path: str) -> str | None:
+    """Why the checkpoint at `path` cannot be used, or None when its manifest's every file is there, whole."""
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest):
+        return f"{path} has no {MANIFEST} (it was never finished)"
+    try:
+        with open(manifest) as f:
+            files = json.load(f)["files"]
+        sizes = {str(name): int(size) for name, size in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"{manifest} is not a valid manifest"
+    for name, size in sizes.items():
+        file = os.path.join(path, os.path.basename(name))
+        if not os.path.isfile(file):
+            return f"{file} is missing"
+        if os.path.getsize(file) != size:
+            return f"{file} is {os.path.getsize(file)} bytes, the manifest says {size}"
+    return None
+
+
+def _resolve_on_this_process(output_dir: str, resume_from_checkpoint: str) -> tuple[str, int] | str | None:
+    """(path, step), None to start fresh, or the error message."""
+    if resume_from_checkpoint == "latest":
+        for step, path in reversed(list_checkpoints(output_dir)):
+            problem = checkpoint_problem(path)
+            if problem is None:
+                return path, step
+            print(f"Skipping a damaged checkpoint: {problem}. Trying the one before it.", flush=True)
+        return None
+    path = resume_from_checkpoint.rstrip("/")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        return (f"--resume_from_checkpoint {path!r} cannot be used: {problem}. "
+                f"Give a complete folder from {checkpoints_dir(output_dir)}, or 'latest'.")
+    with open(os.path.join(path, MANIFEST)) as f:
+        return path, int(json.load(f)["step"])
+
+
+def resolve_checkpoint(accelerator, output_dir: str, resume_from_checkpoint: str | None) -> tuple[str, int] | None:
+    """(path, step) of the checkpoint to resume, or None to start fresh ("latest" with none saved starts fresh).
+    The main process decides, so that every node resumes the same one; each process then checks its own copy."""
     if resume_from_checkpoint is None:
         return None
-    if resume_from_checkpoint == "latest":
-        found = list_checkpoints(output_dir)
-        return (found[-1][1], found[-1][0]) if found else None
-    path = resume_from_checkpoint.rstrip("/")
-    if not os.path.isfile(os.path.join(path, "step.txt")):
-        raise FileNotFoundError(
-            f"--resume_from_checkpoint {path!r} is not a complete checkpoint (no step.txt). "
-            f"Give a folder from {checkpoints_dir(output_dir)} or 'latest'."
+    decision = [_resolve_on_this_process(output_dir, resume_from_checkpoint) if accelerator.is_main_process else None]
+    decision = broadcast_object_list(decision)[0] if accelerator.num_processes > 1 else decision[0]
+    if isinstance(decision, str):
+        raise CheckpointError(decision)
+    if decision is not None:
+        path = decision[0]
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"Process {accelerator.process_index} cannot resume {path}: {problem}. Without a shared "
+                                  f"filesystem, train with --save_on_each_node so that every node holds its checkpoints.")
+    return decision
+
+
+def check_run_flags(path: str, run_flags: dict) -> None:
+    """Refuses to resume with a flag that defines the model or its objective set otherwise than in the checkpoint's run."""
+    with open(os.path.join(path, RUN_FLAGS)) as f:
+        recorded = json.load(f)["flags"]
+    for name, value in run_flags.items():
+        if name in recorded and recorded[name] != value:
+            raise CheckpointError(
+                f"--{name} is {value!r} here but {recorded[name]!r} in the run of {path}. Resume with the flags the run "
+                f"started with, or start a new --output_dir (or pass --overwrite_output_dir to replace the old run)."
+            )
+
+
+def check_output_dir(accelerator, output_dir: str, resume_from_checkpoint: str | None, overwrite_output_dir: bool,
+                     save_on_each_node: bool = False) -> None:
+    """A fresh run into a folder holding another run's checkpoints would mix with them (pruning, "latest"): refused,
+    unless resuming or --overwrite_output_dir, which deletes them."""
+    existing = list_checkpoints(output_dir)
+    if resume_from_checkpoint is not None or not existing:
+        return
+    if not overwrite_output_dir:
+        raise CheckpointError(
+            f"{output_dir} already holds another run's checkpoints ({os.path.basename(existing[-1][1])}). Continue it "
+            f"with --resume_from_checkpoint latest, start over with --overwrite_output_dir, or pick another --output_dir."
         )
-    with open(os.path.join(path, "step.txt")) as f:
-        return path, int(f.read())
+    accelerator.wait_for_everyone()
+    if _writes_here(accelerator, save_on_each_node):
+        shutil.rmtree(checkpoints_dir(output_dir))
+    accelerator.wait_for_everyone()
+
+
+def load_checkpoint(accelerator, path: str) -> None:
+    """accelerator.load_state, with this process's random state read first: Accelerate only logs one that fails to
+    load, and a resumed run would then draw other noise and data than the uninterrupted one."""
+    random_states = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
+    try:
+        states = load(random_states)
+        problem = None if {"random_state", "numpy_random_seed", "torch_manual_seed"} <= set(states) else "it lacks the RNG states"
+    except Exception as error:  # any reader error: the file is not a random state
+        problem = f"it cannot be read ({type(error).__name__})"
+    if problem:
+        raise CheckpointError(f"{random_states} cannot be used: {problem}. Resume from another checkpoint with "
+                              f"--resume_from_checkpoint PATH.")
+    try:
+        accelerator.load_state(path)
+    except Exception as error:  # a reader error names no file; this line does
+        raise CheckpointError(f"{path} could not be loaded ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
+                              f"Resume from another checkpoint with --resume_from_checkpoint PATH.") from error
