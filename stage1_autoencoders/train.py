@@ -21,22 +21,22 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
-from tqdm.auto import tqdm
 
 from stage1_autoencoders import MODELS
 from stage1_autoencoders.data import load_image_data, to_float
-from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
-from training.batches import make_dataloader
-from training.checkpoints import resolve_checkpoint, save_checkpoint
-from training.guards import check_finite
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
+from training.batches import make_dataloader, rank_slice
+from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_scheduler
+from training.schedules import get_training_scheduler, set_schedule_position
+from training.step import training_step
 
 logger = get_logger(__name__)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, choices=sorted(MODELS), help="Which autoencoder to train.")
     model = parser.add_argument_group("model")
     model.add_argument("--hidden_channels", type=int, nargs="+", default=[32, 64],
@@ -62,7 +62,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_training_arguments(parser, default_output_dir="runs/stage1")
     args = parser.parse_args(argv)
     check_training_arguments(args)
+    if args.latent_dim < 1:
+        raise SystemExit(f"--latent_dim {args.latent_dim}: must be at least 1.")
+    if args.num_embeddings < 2 or args.embedding_dim < 1:
+        raise SystemExit(f"--num_embeddings {args.num_embeddings} --embedding_dim {args.embedding_dim}: a codebook needs "
+                         f"at least 2 codes of at least 1 dimension.")
+    if any(channels < 1 for channels in args.hidden_channels):
+        raise SystemExit(f"--hidden_channels {' '.join(map(str, args.hidden_channels))}: every level needs at least 1 channel.")
     return args
+
+
+# The flags that define the model, its objective and its data: a resumed run must have the checkpoint's values.
+# The others (learning rate, steps, checkpointing, batch size for evaluation...) may change and are honoured.
+RUN_DEFINING_FLAGS = ("model", "hidden_channels", "latent_dim", "likelihood", "beta", "kl_warmup_steps", "capacity_max",
+                      "capacity_steps", "num_embeddings", "embedding_dim", "commitment_cost", "ema_decay", "kmeans_init",
+                      "dead_code_threshold", "dataset_name", "train_data_dir", "image_column", "label_column", "resolution",
+                      "max_train_samples", "seed")
 
 
 def build_model(args, image_size: int, channels: int):
@@ -78,13 +93,23 @@ def build_model(args, image_size: int, channels: int):
     return MODELS[args.model](**common, latent_dim=args.latent_dim)
 
 
+def train_step(accelerator, model, optimizer, scheduler, images: torch.Tensor, memory_format, max_grad_norm: float,
+                step: int, output_dir: str):
+    """One micro-batch of stage-1 training: (loss mean over ranks, the model's output)."""
+    def forward():
+        out = model(to_float(images).contiguous(memory_format=memory_format), step=step)
+        return out.loss, out
+    return training_step(accelerator, model, optimizer, scheduler, forward, max_grad_norm, step, output_dir)
+
+
 @torch.no_grad()
 def evaluate(model, test_loader, accelerator) -> dict[str, float]:
-    """Mean loss terms over the test split, and for the VQ-VAE codebook usage and perplexity, over all ranks."""
+    """Mean loss terms over the test split, and for the VQ-VAE codebook usage and perplexity, over all ranks.
+    `test_loader` holds this rank's slice of the test split (rank_slice), so every image counts once."""
     model.eval()
     sums, count, code_counts = {}, torch.zeros((), device=accelerator.device), None
     for (images, _labels) in test_loader:
-        x = to_float(images)
+        x = to_float(images).to(accelerator.device)
         out = model(x)
         n = torch.tensor(float(len(x)), device=accelerator.device)
         for name, value in {"loss": out.loss, **out.terms}.items():
@@ -124,8 +149,10 @@ def main(argv=None) -> None:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
+                                            save_on_each_node=args.save_on_each_node),
     )
+    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
     set_seed(args.seed)
 
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
@@ -136,32 +163,36 @@ def main(argv=None) -> None:
     labels_or_index = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
     train_loader = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
     test_labels = data.test_labels if data.test_labels is not None else torch.zeros(len(data.test_images), dtype=torch.long)
-    test_loader = make_dataloader(data.test_images, test_labels, batch_size=args.eval_batch_size, shuffle=False)
+    test_loader = make_dataloader(rank_slice(data.test_images, accelerator), rank_slice(test_labels, accelerator),
+                                  batch_size=args.eval_batch_size, shuffle=False)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, max_train_steps)
-    model, optimizer, train_loader, test_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, test_loader, scheduler)
+    scheduler = get_training_scheduler(args, optimizer, max_train_steps, accelerator.num_processes)
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
     if accelerator.is_main_process:
         os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
         accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
-    resume = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
+    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
     if resume is not None:
         path, global_step = resume
         accelerator.print(f"Resuming from {path} (step {global_step})")
-        accelerator.load_state(path)
+        check_run_flags(path, run_flags)
+        load_checkpoint(accelerator, path)
+        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
         first_epoch = global_step // steps_per_epoch
         batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
 
     logger.info(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, {len(data.train_images):,} "
                 f"training images, {max_train_steps} steps, {accelerator.num_processes} process(es)", main_process_only=True)
-    progress = tqdm(total=max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc=args.model)
+    progress = Progress(max_train_steps, global_step, args.model, enabled=accelerator.is_main_process)
     started = time.time()
     metrics: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
@@ -171,47 +202,42 @@ def main(argv=None) -> None:
         epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
         code_counts = None
         for images, _labels in epoch_loader:
-            with accelerator.accumulate(model):
-                out = model(to_float(images).contiguous(memory_format=memory_format), step=global_step)
-                loss = accelerator.reduce(out.loss.detach().float(), "mean")
-                check_finite(loss, global_step, args.output_dir)
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            if global_step >= max_train_steps:  # a run resumed from its final checkpoint trains no further
+                break
+            loss, out = train_step(accelerator, model, optimizer, scheduler, images, memory_format, args.max_grad_norm,
+                                   global_step, args.output_dir)
             if out.code_counts is not None:
                 code_counts = out.code_counts if code_counts is None else code_counts + out.code_counts
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
-            progress.update(1)
             logs = {"train/loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
             logs.update({f"train/{k}": v.item() for k, v in out.terms.items()})
-            progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
+            progress.update(global_step, loss=f"{logs['train/loss']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
+                                args.save_on_each_node)
                 if args.push_checkpoints_to_hub and accelerator.is_main_process:
                     from hub.push import push_checkpoint
                     push_checkpoint(os.path.join(args.output_dir, "checkpoints", f"checkpoint-{global_step}"), args.hub_model_id, private=args.hub_private)
             if global_step >= max_train_steps:
                 break
 
-        metrics = evaluate(model, test_loader, accelerator)
+        metrics = evaluate(accelerator.unwrap_model(model), test_loader, accelerator)
         if code_counts is not None:
             metrics.update(codebook_statistics(accelerator.reduce(code_counts, "sum"), prefix="train/"))
         metrics["epoch"] = epoch
         accelerator.log(metrics, step=global_step)
-        if accelerator.is_main_process:
-            progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         if accelerator.is_main_process:
             save_epoch_images(accelerator.unwrap_model(model), data.test_images, os.path.join(args.output_dir, "samples"), epoch, args.seed)
         if global_step >= max_train_steps:
             break
 
     progress.close()
+    if not metrics:  # resumed from a checkpoint at the last step of the last epoch: nothing left to train
+        metrics = evaluate(accelerator.unwrap_model(model), test_loader, accelerator)
     checksums = accelerator.gather(weights_checksum(accelerator.unwrap_model(model), accelerator.device)).tolist()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)

@@ -62,3 +62,10 @@ def make_dataloader(*tensors: torch.Tensor, batch_size: int, seed: int = 0, shuf
         generator=torch.Generator().manual_seed(seed),
     )
     return loader
+
+
+def rank_slice(tensor: torch.Tensor, accelerator) -> torch.Tensor:
+    """This rank's contiguous share of an evaluation split: every item on exactly one rank, none padded or repeated
+    (Accelerate's sharded loaders repeat items to even out the last batch, which would count them twice)."""
+    size, process_index, num_processes = len(tensor), accelerator.process_index, accelerator.num_processes
+    return tensor[process_index * size // num_processes:(process_index + 1) * size // num_processes]
