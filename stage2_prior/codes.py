@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import safetensors.torch
 import torch
+from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from stage1_autoencoders.data import ImageData, to_float
@@ -80,9 +81,12 @@ def extract_codes(vqvae, data: ImageData, accelerator, cache_dir: str | None, ba
             json.dumps([CACHE_FORMAT, weights_fingerprint(vqvae), images_fingerprint(data.train_images, data.test_images)]).encode()
         ).hexdigest()[:32]
         cache_file = os.path.join(cache_dir, f"codes-{key}.safetensors")
-    # Every rank decides before any rank writes, so all of them take the same branch (encoding is collective).
-    cached = cache_file is not None and os.path.isfile(cache_file)
-    accelerator.wait_for_everyone()
+    # The main process decides and tells the others, so that all of them take the same branch (encoding is
+    # collective) even if another job writes the cache file between two ranks' checks.
+    cached = [cache_file is not None and os.path.isfile(cache_file)]
+    if accelerator.num_processes > 1:
+        cached = broadcast_object_list(cached)
+    cached = cached[0]
     if cached:
         tensors = safetensors.torch.load_file(cache_file)
         train_codes, test_codes = tensors["train_codes"].long(), tensors["test_codes"].long()

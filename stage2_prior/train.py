@@ -24,25 +24,25 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
-from tqdm.auto import tqdm
 
 from stage2_prior.codes import extract_codes, weights_fingerprint
 from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_codes
 from stage2_prior.stage1_runs import load_data_for, load_stage1_model
-from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
-from training.checkpoints import resolve_checkpoint, save_checkpoint
-from training.guards import check_finite
+from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_scheduler
+from training.schedules import get_training_scheduler, set_schedule_position
+from training.step import training_step
 
 logger = get_logger(__name__)
 NUM_SAMPLES_SHOWN = 64
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--vqvae", required=True, help="The trained VQ-VAE: a run folder or a Hub id.")
     parser.add_argument("--vqvae_revision", default=None, help="Hub revision of --vqvae (recorded pinned to its commit).")
     model = parser.add_argument_group("prior")
@@ -61,7 +61,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.set_defaults(dataset_name=None)
     args = parser.parse_args(argv)
     check_training_arguments(args)
+    if args.hidden_channels < 1 or args.num_layers < 1 or args.kernel_size < 1 or args.kernel_size % 2 == 0:
+        raise SystemExit(f"--hidden_channels {args.hidden_channels} --num_layers {args.num_layers} --kernel_size "
+                         f"{args.kernel_size}: all must be at least 1, and the kernel size odd.")
     return args
+
+
+# The flags that define the prior, its objective and its data: a resumed run must have the checkpoint's values.
+RUN_DEFINING_FLAGS = ("vqvae", "vqvae_revision", "hidden_channels", "num_layers", "kernel_size", "conditional",
+                      "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed")
+
+
+def train_step(accelerator, model, optimizer, scheduler, grids: torch.Tensor, labels: torch.Tensor | None,
+               max_grad_norm: float, step: int, output_dir: str):
+    """One micro-batch of stage-2 training: (NLL in bits per code, mean over ranks; None)."""
+    def forward():
+        return F.cross_entropy(model(grids, labels), grids) / math.log(2), None  # bits per code
+    return training_step(accelerator, model, optimizer, scheduler, forward, max_grad_norm, step, output_dir)
 
 
 @torch.no_grad()
@@ -90,8 +106,10 @@ def main(argv=None) -> None:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
+                                            save_on_each_node=args.save_on_each_node),
     )
+    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
     set_seed(args.seed)
 
     vqvae, (vqvae_id, vqvae_revision) = load_stage1_model(
@@ -123,7 +141,7 @@ def main(argv=None) -> None:
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, max_train_steps)
+    scheduler = get_training_scheduler(args, optimizer, max_train_steps, accelerator.num_processes)
     model, optimizer, train_loader, test_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, test_loader, scheduler)
 
     uniform_bits = math.log2(vqvae.num_embeddings)
@@ -132,24 +150,21 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
-    resume = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
+    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
     if resume is not None:
         path, global_step = resume
         accelerator.print(f"Resuming from {path} (step {global_step})")
-        try:
-            accelerator.load_state(path)
-        except RuntimeError as error:
-            raise SystemExit(
-                f"{path} does not fit this prior ({error}). Resume with the flags the run started with "
-                f"(--hidden_channels, --num_layers, --kernel_size, --conditional), or start a new --output_dir."
-            ) from error
+        check_run_flags(path, run_flags)
+        load_checkpoint(accelerator, path)
+        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
         first_epoch = global_step // steps_per_epoch
         batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
 
     logger.info(f"gated PixelCNN: {sum(p.numel() for p in model.parameters()):,} parameters, {len(codes.train_codes):,} "
                 f"training grids of {height}x{width} codes (K={vqvae.num_embeddings}), {max_train_steps} steps, "
                 f"{accelerator.num_processes} process(es)", main_process_only=True)
-    progress = tqdm(total=max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="pixelcnn")
+    progress = Progress(max_train_steps, global_step, "pixelcnn", enabled=accelerator.is_main_process)
     started = time.time()
     metrics: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
@@ -158,26 +173,19 @@ def main(argv=None) -> None:
             epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
         epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
         for grids, labels in epoch_loader:
-            with accelerator.accumulate(model):
-                logits = model(grids, labels if args.conditional else None)
-                bits = F.cross_entropy(logits, grids) / math.log(2)  # bits per code
-                loss = accelerator.reduce(bits.detach().float(), "mean")
-                check_finite(loss, global_step, args.output_dir)
-                accelerator.backward(bits)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            if global_step >= max_train_steps:  # a run resumed from its final checkpoint trains no further
+                break
+            loss, _ = train_step(accelerator, model, optimizer, scheduler, grids, labels if args.conditional else None,
+                                 args.max_grad_norm, global_step, args.output_dir)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
-            progress.update(1)
             logs = {"train/nll_bits_per_code": loss.item(), "lr": scheduler.get_last_lr()[0]}
-            progress.set_postfix(bits=f"{logs['train/nll_bits_per_code']:.3f}")
+            progress.update(global_step, bits=f"{logs['train/nll_bits_per_code']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
+                                args.save_on_each_node)
                 if args.push_checkpoints_to_hub and accelerator.is_main_process:
                     from hub.push import push_checkpoint
                     push_checkpoint(os.path.join(args.output_dir, "checkpoints", f"checkpoint-{global_step}"), args.hub_model_id, private=args.hub_private)
@@ -187,7 +195,7 @@ def main(argv=None) -> None:
         test_bits = evaluate(accelerator.unwrap_model(model), test_loader, accelerator, args.conditional)
         metrics = {"test/nll_bits_per_code": test_bits, "uniform_prior_bits_per_code": uniform_bits, "epoch": epoch}
         accelerator.log(metrics, step=global_step)
-        accelerator.print(f"epoch {epoch}: test NLL {test_bits:.4f} bits/code (uniform prior: log2(K) = {uniform_bits:.4f})")
+        progress.write(f"epoch {epoch}: test NLL {test_bits:.4f} bits/code (uniform prior: log2(K) = {uniform_bits:.4f})")
         if accelerator.is_main_process:
             save_samples(accelerator.unwrap_model(model), vqvae, os.path.join(args.output_dir, "samples", f"samples-epoch{epoch:03d}.png"),
                          args.seed, args.sampling_temperature)
@@ -195,6 +203,9 @@ def main(argv=None) -> None:
             break
 
     progress.close()
+    if not metrics:  # resumed from a checkpoint at the last step of the last epoch: nothing left to train
+        metrics = {"test/nll_bits_per_code": evaluate(accelerator.unwrap_model(model), test_loader, accelerator, args.conditional),
+                   "uniform_prior_bits_per_code": uniform_bits}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
