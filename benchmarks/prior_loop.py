@@ -1,23 +1,22 @@
-"""Our stage-2 training step as stage2_prior/train.py runs it (a gated PixelCNN over code grids), timed.
+"""Our stage-2 training step, stage2_prior/train.py's own train_step (a gated PixelCNN over code grids), timed.
 
-The same prior (train.py's defaults: 64 channels, 8 layers, kernel 3), AdamW, the uint8-cache-style batches of
-training/batches.py over the code grids, Accelerate's prepare / backward / clipping, the loss in bits per code and
-the NaN guard. Left out, as in stage1_loop.py: checkpoints, per-epoch evaluation and sample grids.
+The same prior (train.py's defaults: 64 channels, 8 layers, kernel 3), AdamW, a constant schedule, the
+uint8-cache-style batches of training/batches.py over the code grids, and train.py's train_step itself
+(Accelerate's accumulate / backward / clipping, the loss in bits per code, the NaN guard). Left out, as in
+stage1_loop.py: checkpoints, per-epoch evaluation and sample grids.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.train import train_step
 from step_clock import StepClock
 from training.batches import make_dataloader
-from training.guards import check_finite
+from training.schedules import get_scheduler
 
 
 class PriorLoop:
@@ -28,7 +27,8 @@ class PriorLoop:
         optimizer = torch.optim.AdamW(prior.parameters(), lr=learning_rate, betas=(0.9, 0.999), weight_decay=0.0)
         no_labels = torch.zeros(len(train_codes), dtype=torch.long)
         loader = make_dataloader(train_codes, no_labels, batch_size=batch_size, seed=seed)
-        self.prior, self.optimizer, self.loader = accelerator.prepare(prior, optimizer, loader)
+        scheduler = get_scheduler("constant", optimizer, warmup_steps=0, total_steps=1)  # a loop of any length
+        self.prior, self.optimizer, self.loader, self.scheduler = accelerator.prepare(prior, optimizer, loader, scheduler)
         self.model = torch.compile(self.prior, backend="inductor") if compile else self.prior
         self.accelerator, self.max_grad_norm, self.output_dir = accelerator, max_grad_norm, output_dir
         self.clock = StepClock(warmup_steps)
@@ -42,16 +42,8 @@ class PriorLoop:
                 self._step(grids)
 
     def _step(self, grids: torch.Tensor) -> None:
-        model, accelerator = self.model, self.accelerator
-        with accelerator.accumulate(model):
-            bits = F.cross_entropy(model(grids), grids) / math.log(2)  # bits per code
-            loss = accelerator.reduce(bits.detach().float(), "mean")
-            check_finite(loss, self.global_step, self.output_dir)
-            accelerator.backward(bits)
-            if accelerator.sync_gradients and self.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), self.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+        loss, _ = train_step(self.accelerator, self.model, self.optimizer, self.scheduler, grids, None, self.max_grad_norm,
+                             self.global_step, self.output_dir)
         self.global_step += 1
         loss.item()  # train.py logs it every step; reading it waits for the device
         self.clock.step_done(grids.numel())  # codes per step

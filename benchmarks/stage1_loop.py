@@ -1,9 +1,10 @@
-"""Our stage-1 training step as stage1_autoencoders/train.py runs it, a given number of steps at a time, timed.
+"""Our stage-1 training step, train.py's own train_step, a given number of steps at a time, timed.
 
 The same model construction (train.py's own parse_args and build_model, so every default is train.py's), AdamW,
 the learning-rate schedule, the data path of training/batches.py (one indexing op per batch of the uint8 cache),
-Accelerate's prepare / backward / gradient clipping, the NaN guard, the VQ-VAE's code counts and the per-step
-reads of the loss terms that train.py logs, in the memory order train.py's --channels_last picks. Left out:
+train.py's train_step itself (Accelerate's accumulate / backward / gradient clipping, the NaN guard), the VQ-VAE's
+code counts and the per-step reads of the loss terms that train.py logs, in the memory order train.py's
+--channels_last picks. Left out:
 checkpoints, the per-epoch evaluation and sample grids, which are not part of a training step.
 
 One option that train.py does not take as a flag: compile, torch.compile with the inductor backend, which is what
@@ -21,11 +22,10 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from stage1_autoencoders.data import ImageData, to_float
-from stage1_autoencoders.train import build_model, parse_args
+from stage1_autoencoders.data import ImageData
+from stage1_autoencoders.train import build_model, parse_args, train_step
 from step_clock import StepClock
 from training.batches import make_dataloader
-from training.guards import check_finite
 from training.schedules import get_scheduler
 
 
@@ -82,17 +82,9 @@ class Stage1Loop:
             self._step(next(self._batches))
 
     def _step(self, images: torch.Tensor) -> None:
-        model, optimizer, accelerator, args = self.model, self.optimizer, self.accelerator, self.args
-        with accelerator.accumulate(model):
-            out = model(to_float(images).contiguous(memory_format=self.memory_format), step=self.global_step)
-            loss = accelerator.reduce(out.loss.detach().float(), "mean")
-            check_finite(loss, self.global_step, args.output_dir)
-            accelerator.backward(out.loss)
-            if accelerator.sync_gradients and args.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            self.scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+        args = self.args
+        loss, out = train_step(self.accelerator, self.model, self.optimizer, self.scheduler, images, self.memory_format,
+                               args.max_grad_norm, self.global_step, args.output_dir)
         if out.code_counts is not None:
             self.code_counts = out.code_counts if self.code_counts is None else self.code_counts + out.code_counts
         self.global_step += 1
