@@ -18,7 +18,9 @@ def check_likelihood(likelihood: str) -> str:
 
 def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str, observation_std: float) -> torch.Tensor:
     """-log p(x | z) per image, shape (B,). Bernoulli treats pixels in [0, 1] as probabilities (continuous
-    Bernoulli without its normaliser, the usual choice for MNIST); Gaussian has mean sigmoid(logits), fixed std."""
+    Bernoulli without its normaliser, the usual choice for MNIST); Gaussian has mean sigmoid(logits), fixed std.
+    Computed in float32, also under mixed precision (a sum over thousands of pixels in bf16 loses the loss)."""
+    logits, x = logits.float(), x.float()
     if likelihood == "bernoulli":
         per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     else:
@@ -28,5 +30,6 @@ def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str, o
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per image, shape (B,)."""
+    """KL(N(mean, exp(logvar)) || N(0, I)) per image, shape (B,), in float32 also under mixed precision."""
+    mean, logvar = mean.float(), logvar.float()
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)

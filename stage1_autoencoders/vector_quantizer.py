@@ -56,8 +56,9 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("ema_embedding_sum", self.codebook.detach().clone())
 
     def nearest_codes(self, flat: torch.Tensor) -> torch.Tensor:
-        codebook = self.codebook.float()
-        distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)
+        codebook, flat = self.codebook.float(), flat.float()
+        with torch.autocast(flat.device.type, enabled=False):  # float32 distances under mixed precision
+            distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)
         return distances.argmin(1)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
@@ -77,15 +78,16 @@ class VectorQuantizer(nn.Module):
         if self.training and self.dead_code_threshold > 0:
             self._restart_dead_codes(flat.detach(), counts)
 
-        quantized = F.embedding(indices, self.codebook).view(b, h, w, d).permute(0, 3, 1, 2).to(z.dtype)
+        quantized = F.embedding(indices, self.codebook).view(b, h, w, d).permute(0, 3, 1, 2)
         # Squared distances summed over each image's latent grid (averaged over the batch), on the same per-image
-        # scale as the reconstruction NLL; a per-element mean would let the reconstruction term drown them.
-        commitment = (z - quantized.detach()).pow(2).flatten(1).sum(1).mean()
+        # scale as the reconstruction NLL; a per-element mean would let the reconstruction term drown them. In
+        # float32, also under mixed precision.
+        commitment = (z.float() - quantized.detach().float()).pow(2).flatten(1).sum(1).mean()
         if self.ema_decay == 0:
-            codebook_loss = (quantized - z.detach()).pow(2).flatten(1).sum(1).mean()
+            codebook_loss = (quantized.float() - z.detach().float()).pow(2).flatten(1).sum(1).mean()
         else:
             codebook_loss = torch.zeros((), device=z.device)
-        quantized = z + (quantized - z).detach()  # straight-through: the decoder's gradient flows to the encoder
+        quantized = z + (quantized.to(z.dtype) - z).detach()  # straight-through: the decoder's gradient flows to the encoder
         return quantized, codebook_loss, self.commitment_cost * commitment, indices.view(b, h, w), counts
 
     @torch.no_grad()
@@ -94,11 +96,12 @@ class VectorQuantizer(nn.Module):
         generator = torch.Generator(device=flat.device).manual_seed(0)
         pick = torch.randint(len(flat), (self.num_embeddings,), generator=generator, device=flat.device)
         centroids = flat[pick].clone()
-        for _ in range(iterations):
-            assignment = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ centroids.t() + centroids.pow(2).sum(1)).argmin(1)
-            sums = torch.zeros_like(centroids).index_add_(0, assignment, flat)
-            sizes = torch.bincount(assignment, minlength=self.num_embeddings).float()
-            centroids = torch.where(sizes[:, None] > 0, sums / sizes.clamp(min=1)[:, None], centroids)
+        with torch.autocast(flat.device.type, enabled=False):  # float32 distances under mixed precision
+            for _ in range(iterations):
+                assignment = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ centroids.t() + centroids.pow(2).sum(1)).argmin(1)
+                sums = torch.zeros_like(centroids).index_add_(0, assignment, flat)
+                sizes = torch.bincount(assignment, minlength=self.num_embeddings).float()
+                centroids = torch.where(sizes[:, None] > 0, sums / sizes.clamp(min=1)[:, None], centroids)
         centroids = _broadcast(centroids.to(self.codebook.dtype))
         self.codebook.data.copy_(centroids)
         self.ema_embedding_sum.copy_(centroids)
