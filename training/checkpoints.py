@@ -63,11 +63,12 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | 
                 json.dump({"step": step, "files": files}, f, indent=2)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(partial, final)
-    except OSError as error:
+    except Exception as error:  # torch.save and safetensors report a full disk as their own errors, not OSError
         shutil.rmtree(partial, ignore_errors=True)
         free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
+        reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"Could not write checkpoint {final} ({error.strerror or error}); {free / 2**20:.0f} MiB free on its disk. "
+            f"Could not write checkpoint {final} ({reason}); {free / 2**20:.0f} MiB free on its disk. "
             f"The earlier checkpoints are kept; free some space, then continue with --resume_from_checkpoint latest."
         ) from error
     if writer and total_limit:
