@@ -16,6 +16,7 @@ import torch
 from stage1_autoencoders import MODELS, VAE, VQVAE
 from stage1_autoencoders.data import load_image_data, to_float
 from stage1_autoencoders.train import main as train_main
+from training_runs import logged
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = str(REPO / "stage1_autoencoders" / "train.py")
@@ -65,24 +66,39 @@ def test_training_writes_a_loadable_model_images_and_info(model, tmp_path):
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-20"]
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    # The VQ-VAE exercises the cross-rank parts: DDP gradients, and EMA codebook statistics summed over ranks.
-    # k-means init and dead-code restarts draw from rank 0's batch alone, so they are off for an exact comparison.
-    common = ["--model", "vqvae", *SMALL, "--max_train_steps", "12", "--num_embeddings", "16", "--no-kmeans_init",
-              "--dead_code_threshold", "0", "--checkpointing_steps", "1000", "--lr_scheduler", "constant"]
+@pytest.mark.slow
+@pytest.mark.parametrize("warmup, accumulation", [(0, 1), (4, 2)], ids=["default_flags", "warmup_and_accumulation"])
+def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accumulation, tmp_path):
+    # The default schedule (cosine) runs to lr 0 at the last step in both. The VQ-VAE exercises the cross-rank
+    # parts: DDP gradients, and EMA codebook statistics summed over ranks. k-means init and dead-code restarts draw
+    # from rank 0's batch alone, so they are off for an exact comparison. --eval_batch_size 55 makes 7 test batches
+    # of digits' 360 images, which Accelerate's sharding would have padded with repeats.
+    common = ["--model", "vqvae", *SMALL, "--eval_batch_size", "55", "--max_train_steps", "12", "--num_embeddings", "16",
+              "--no-kmeans_init", "--dead_code_threshold", "0", "--report_to", "tensorboard"]
+    if warmup or accumulation > 1:
+        common += ["--lr_warmup_steps", str(warmup), "--gradient_accumulation_steps", str(accumulation)]
     two = run_script(*common, "--train_batch_size", "16", "--output_dir", str(tmp_path / "two"), processes=2)
     assert two.returncode == 0, two.stderr[-3000:]
     one = run_script(*common, "--train_batch_size", "32", "--output_dir", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr[-3000:]
 
-    info = json.loads((tmp_path / "two" / "training_info.json").read_text())
-    assert info["num_processes"] == 2
+    info, one_info = (json.loads((tmp_path / run / "training_info.json").read_text()) for run in ("two", "one"))
+    assert info["num_processes"] == 2 and info["steps"] == one_info["steps"] == 12
     first_rank, second_rank = info["final_metrics"]["weights_checksum_per_rank"]
     assert first_rank == second_rank, "the two ranks ended with different weights"
     two_weights, one_weights = weights(tmp_path / "two"), weights(tmp_path / "one")
     assert two_weights.keys() == one_weights.keys()
     for name in one_weights:
         assert torch.allclose(two_weights[name], one_weights[name], atol=1e-4, rtol=1e-4), name
+
+    two_lr, one_lr = logged(tmp_path / "two", "lr"), logged(tmp_path / "one", "lr")
+    assert sorted(one_lr) == list(range(1, 13)) and sorted(two_lr) == sorted(one_lr)
+    for step in one_lr:
+        assert two_lr[step] == pytest.approx(one_lr[step], rel=1e-6, abs=1e-12), step
+    halfway = (warmup + 12) // 2  # half-way from the end of the warm-up to the last step
+    assert one_lr[halfway] == pytest.approx(0.5e-3) and one_lr[12] == pytest.approx(0.0, abs=1e-12)  # the whole cosine
+    for name in ("test/loss", "test/reconstruction", "test/commitment"):  # every test image counted once
+        assert info["final_metrics"][name] == pytest.approx(one_info["final_metrics"][name], rel=1e-4), name
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(tmp_path):
