@@ -72,12 +72,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-# The flags that define the model, its objective and its data: a resumed run must have the checkpoint's values.
-# The others (learning rate, steps, checkpointing, batch size for evaluation...) may change and are honoured.
-RUN_DEFINING_FLAGS = ("model", "hidden_channels", "latent_dim", "likelihood", "beta", "kl_warmup_steps", "capacity_max",
-                      "capacity_steps", "num_embeddings", "embedding_dim", "commitment_cost", "ema_decay", "kmeans_init",
-                      "dead_code_threshold", "dataset_name", "train_data_dir", "image_column", "label_column", "resolution",
-                      "max_train_samples", "seed")
+# A resumed run must have the checkpoint's values of the flags that define its model and objective (those the
+# model's config holds, the likelihood and β among them), its data and its seed. The others (learning rate, steps,
+# checkpointing, evaluation) may change, and are honoured.
+DATA_FLAGS = ("dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples")
+
+
+def run_defining_flags(args, model) -> dict:
+    names = ["model", *(name for name in model.config_dict() if hasattr(args, name)), *DATA_FLAGS, "seed"]
+    return {name: getattr(args, name) for name in names}
 
 
 def build_model(args, image_size: int, channels: int):
@@ -179,7 +182,7 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
-    run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
+    run_flags = run_defining_flags(args, accelerator.unwrap_model(model))
     resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
     if resume is not None:
         path, global_step = resume

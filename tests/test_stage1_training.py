@@ -147,7 +147,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+    with pytest.raises(SystemExit, match="cannot be used: .* has no manifest.json"):
         train_main(["--model", "ae", *SMALL, "--output_dir", str(tmp_path), "--resume_from_checkpoint", str(tmp_path)])
 
 
@@ -156,3 +156,144 @@ def test_loading_a_checkpoint_of_another_model_type_is_refused(tmp_path):
     with pytest.raises(Exception, match="vqvae"):
         VAE.from_pretrained(str(tmp_path))
     assert isinstance(VQVAE.from_pretrained(str(tmp_path)), VQVAE)
+
+
+def tiny_run(output_dir, *flags, model="ae"):
+    """A few steps of a small model: seconds, in this process."""
+    train_main(["--model", model, *SMALL, "--latent_dim", "4", "--output_dir", str(output_dir), *flags])
+
+
+def test_a_run_resumed_from_its_final_checkpoint_trains_no_further(tmp_path):
+    # Step 12 falls mid-epoch (digits: 23 batches of 64). A constant schedule makes an extra step show in the weights.
+    flags = ["--max_train_steps", "12", "--checkpointing_steps", "12", "--lr_scheduler", "constant"]
+    tiny_run(tmp_path, *flags)
+    finished = weights(tmp_path)
+    (tmp_path / "model.safetensors").unlink()  # as if the run died while saving the final model
+    tiny_run(tmp_path, *flags, "--resume_from_checkpoint", "latest")
+    assert json.loads((tmp_path / "training_info.json").read_text())["steps"] == 12
+    for name, tensor in weights(tmp_path).items():
+        assert torch.equal(tensor, finished[name]), name
+
+
+def test_a_fresh_run_into_another_runs_folder_is_refused_unless_overwritten(tmp_path):
+    tiny_run(tmp_path, "--max_train_steps", "20", "--checkpointing_steps", "20")
+    with pytest.raises(SystemExit, match="already holds another run's checkpoints"):
+        tiny_run(tmp_path, "--max_train_steps", "10", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1")
+    tiny_run(tmp_path, "--max_train_steps", "10", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1",
+             "--overwrite_output_dir")
+    # The old run's checkpoint-20 is gone, so pruning keeps this run's newest and "latest" is this run's.
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-10"]
+    tiny_run(tmp_path, "--max_train_steps", "10", "--resume_from_checkpoint", "latest")
+    assert json.loads((tmp_path / "training_info.json").read_text())["steps"] == 10
+
+
+@pytest.mark.parametrize("changed, message", [
+    (["--model", "beta_vae"], "--model is 'beta_vae' here but 'vae'"),
+    (["--latent_dim", "8"], "--latent_dim is 8 here but 4"),
+    (["--likelihood", "gaussian"], "--likelihood is 'gaussian' here but 'bernoulli'"),
+    (["--seed", "1"], "--seed is 1 here but 0"),
+])
+def test_resuming_with_a_flag_that_defines_the_run_changed_is_refused(changed, message, tmp_path):
+    tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4", model="vae")
+    model = changed[1] if changed[0] == "--model" else "vae"
+    others = [] if changed[0] == "--model" else changed
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(")) as refused:
+        tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", *others, model=model)
+    assert "Resume with the flags the run started with" in str(refused.value)
+
+
+def test_beta_change_is_refused_for_a_beta_vae(tmp_path):
+    tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4", model="beta_vae")
+    with pytest.raises(SystemExit, match="--beta is 2.0 here but 4.0"):
+        tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", "--beta", "2", model="beta_vae")
+
+
+def test_resuming_honours_a_new_learning_rate_and_more_steps(tmp_path):
+    flags = ["--lr_scheduler", "constant", "--report_to", "tensorboard"]
+    tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4", *flags)
+    tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", "--learning_rate", "5e-4", *flags)
+    lr = logged(tmp_path, "lr")
+    assert [lr[step] for step in range(1, 9)] == pytest.approx([1e-3] * 4 + [5e-4] * 4)
+    info = json.loads((tmp_path / "training_info.json").read_text())
+    assert info["steps"] == 8 and info["learning_rate"] == 5e-4
+
+
+def test_damaged_checkpoints_are_named_and_latest_falls_back_to_an_intact_one(tmp_path, capsys):
+    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--lr_scheduler", "constant")
+    newest = tmp_path / "checkpoints" / "checkpoint-8"
+    random_states = newest / "random_states_0.pkl"
+    random_states.write_bytes(random_states.read_bytes()[:100])  # truncated
+    with pytest.raises(SystemExit, match="random_states_0.pkl is 100 bytes, the manifest says"):
+        tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", str(newest))
+    capsys.readouterr()
+    tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest")
+    out = capsys.readouterr().out
+    assert "Skipping a damaged checkpoint" in out and "Resuming from" in out and "checkpoint-4 (step 4)" in out
+
+    # The same size but not a random state: the manifest cannot tell, loading it first can.
+    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--lr_scheduler", "constant", "--overwrite_output_dir")
+    random_states.write_bytes(b"\0" * random_states.stat().st_size)
+    with pytest.raises(SystemExit, match="random_states_0.pkl cannot be used: it cannot be read"):
+        tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", str(newest))
+    model_file = newest / "model.safetensors"
+    model_file.write_bytes(b"\0" * model_file.stat().st_size)
+    (newest / "random_states_0.pkl").unlink()
+    with pytest.raises(SystemExit, match="random_states_0.pkl is missing"):
+        tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", str(newest))
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones(tmp_path):
+    tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4")
+
+    def small_file_limit():  # files over 64 KiB cannot be written, as on a full disk (EFBIG instead of ENOSPC)
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    result = run_script("--model", "ae", *SMALL, "--latent_dim", "4", "--output_dir", str(tmp_path), "--max_train_steps", "8",
+                        "--checkpointing_steps", "4", "--resume_from_checkpoint", "latest", preexec_fn=small_file_limit)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "Could not write checkpoint" in last_line and "checkpoint-8" in last_line and "MiB free" in last_line, last_line
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-4"]  # no .partial left behind
+    from training.checkpoints import checkpoint_problem
+    assert checkpoint_problem(str(tmp_path / "checkpoints" / "checkpoint-4")) is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--latent_dim", "0"], "--latent_dim 0"),
+    (["--num_embeddings", "1"], "--num_embeddings 1"),
+    (["--checkpointing_steps", "0"], "--checkpointing_steps 0"),
+    (["--learning_rate", "-1"], "--learning_rate -1"),
+    (["--resolution", "100000"], "--resolution 100000"),
+    (["--num_train_epochs", "0"], "--num_train_epochs 0"),
+    (["--lr_warmup_steps", "-2"], "--lr_warmup_steps -2"),
+])
+def test_bad_flags_are_refused_in_one_line(flags, message, tmp_path):
+    result = run_script("--model", "vae", *flags, "--output_dir", str(tmp_path))
+    assert result.returncode != 0 and result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_shows_the_defaults():
+    result = run_script("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "(default: cosine)" in text and "(default: 0.001)" in text and "(default: 500)" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_bf16_on_cpu_trains_and_resumes(model, tmp_path):
+    flags = ["--mixed_precision", "bf16", "--num_embeddings", "16", "--learning_rate", "3e-3", "--report_to", "tensorboard"]
+    tiny_run(tmp_path / "straight", "--max_train_steps", "24", "--checkpointing_steps", "12", *flags, model=model)
+    info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
+    assert info["mixed_precision"] == "bf16"
+    loss = logged(tmp_path / "straight", "train/loss")
+    assert loss[24] < loss[1] - 5.0, (loss[1], loss[24])  # nats per image
+    # Resumed into another folder from the straight run's step 12, it ends where the straight run did.
+    tiny_run(tmp_path / "resumed", "--max_train_steps", "24", *flags, model=model,
+             *["--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoints" / "checkpoint-12")])
+    expected = weights(tmp_path / "straight")
+    for name, tensor in weights(tmp_path / "resumed").items():
+        assert torch.equal(tensor, expected[name]), name

@@ -138,7 +138,7 @@ def check_run_flags(path: str, run_flags: dict) -> None:
     """Refuses to resume with a flag that defines the model or its objective set otherwise than in the checkpoint's run."""
     with open(os.path.join(path, RUN_FLAGS)) as f:
         recorded = json.load(f)["flags"]
-    for name, value in run_flags.items():
+    for name, value in json.loads(json.dumps(run_flags)).items():  # as recorded: tuples become lists
         if name in recorded and recorded[name] != value:
             raise CheckpointError(
                 f"--{name} is {value!r} here but {recorded[name]!r} in the run of {path}. Resume with the flags the run "
