@@ -37,18 +37,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
                        help="Where checkpoints, sample grids and the final model (config.json + model.safetensors) go.")
     group.add_argument("--train_batch_size", type=int, default=64, help="Batch size per device.")
     group.add_argument("--eval_batch_size", type=int, default=256, help="Batch size per device for the test split.")
-    group.add_argument("--num_train_epochs", type=int, default=10)
+    group.add_argument("--num_train_epochs", type=int, default=10, help="Passes over the training split.")
     group.add_argument("--max_train_steps", type=int, default=None,
                        help="Total optimizer steps; overrides --num_train_epochs when given.")
-    group.add_argument("--learning_rate", type=float, default=1e-3)
+    group.add_argument("--learning_rate", type=float, default=1e-3,
+                       help="Peak learning rate of AdamW; on resume, this run's value is used.")
     group.add_argument("--lr_scheduler", default="cosine", choices=SCHEDULES,
                        help="Learning-rate schedule after the warm-up, counted in optimizer steps of the whole run.")
-    group.add_argument("--lr_warmup_steps", type=int, default=0)
-    group.add_argument("--adam_beta1", type=float, default=0.9)
-    group.add_argument("--adam_beta2", type=float, default=0.999)
-    group.add_argument("--adam_weight_decay", type=float, default=0.0)
+    group.add_argument("--lr_warmup_steps", type=int, default=0, help="Optimizer steps of linear warm-up from 0.")
+    group.add_argument("--adam_beta1", type=float, default=0.9, help="AdamW β1.")
+    group.add_argument("--adam_beta2", type=float, default=0.999, help="AdamW β2.")
+    group.add_argument("--adam_weight_decay", type=float, default=0.0, help="AdamW decoupled weight decay.")
     group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping (0 turns it off).")
-    group.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                       help="Micro-batches per optimizer step (the global batch is this x batch size x processes).")
     group.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
                        help="Overrides the Accelerate config. bf16 works on recent CPUs and GPUs; fp16 needs a GPU.")
     group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
