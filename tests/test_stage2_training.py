@@ -1,0 +1,92 @@
+"""The stage-2 training script (a gated PixelCNN over a VQ-VAE's codes) as users run it: on two processes with the
+default flags, in bf16 on the CPU, and resumed. Every run trains for real on the codes of the bundled digits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import safetensors.torch
+import torch
+
+from stage1_autoencoders import VQVAE
+from stage2_prior import train as stage2_train
+from training_runs import STAGE2, launch, logged
+
+
+@pytest.fixture
+def vqvae_folder(tmp_path):
+    torch.manual_seed(0)
+    VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).eval().save_pretrained(tmp_path / "vqvae")
+    return tmp_path / "vqvae"
+
+
+def prior_flags(vqvae_folder, output_dir, *flags) -> list[str]:
+    return ["--vqvae", str(vqvae_folder), "--dataset_name", "digits", "--hidden_channels", "8", "--num_layers", "2",
+            "--codes_cache_dir", str(output_dir.parent / "codes"), "--output_dir", str(output_dir), *map(str, flags)]
+
+
+def weights(folder) -> dict:
+    return safetensors.torch.load_file(folder / "model.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warmup, accumulation", [(0, 1), (4, 2)], ids=["default_flags", "warmup_and_accumulation"])
+def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accumulation, vqvae_folder, tmp_path):
+    # The default schedule (cosine) runs to lr 0 at the last step in both. 7 test batches of 55 grids: the test NLL
+    # counts each grid once (gather_for_metrics drops the padding).
+    common = ["--max_train_steps", 12, "--eval_batch_size", 55, "--report_to", "tensorboard", "--learning_rate", "3e-3"]
+    if warmup or accumulation > 1:
+        common += ["--lr_warmup_steps", warmup, "--gradient_accumulation_steps", accumulation]
+    two = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "two", *common, "--train_batch_size", 16), processes=2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "one", *common, "--train_batch_size", 32))
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    info, one_info = (json.loads((tmp_path / run / "training_info.json").read_text()) for run in ("two", "one"))
+    assert info["num_processes"] == 2 and info["steps"] == one_info["steps"] == 12
+    two_weights, one_weights = weights(tmp_path / "two"), weights(tmp_path / "one")
+    for name in one_weights:
+        assert torch.allclose(two_weights[name], one_weights[name], atol=1e-5, rtol=1e-4), name
+    two_lr, one_lr = logged(tmp_path / "two", "lr"), logged(tmp_path / "one", "lr")
+    assert sorted(one_lr) == list(range(1, 13)) and sorted(two_lr) == sorted(one_lr)
+    for step in one_lr:
+        assert two_lr[step] == pytest.approx(one_lr[step], rel=1e-6, abs=1e-12), step
+    halfway = (warmup + 12) // 2  # half-way from the end of the warm-up to the last step
+    assert one_lr[halfway] == pytest.approx(1.5e-3) and one_lr[12] == pytest.approx(0.0, abs=1e-12)
+    name = "test/nll_bits_per_code"
+    assert info["final_metrics"][name] == pytest.approx(one_info["final_metrics"][name], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_bf16_on_cpu_trains_and_resumes(vqvae_folder, tmp_path):
+    flags = ["--mixed_precision", "bf16", "--learning_rate", "3e-3", "--report_to", "tensorboard", "--max_train_steps", 24]
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "straight", *flags, "--checkpointing_steps", 12))
+    info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
+    assert info["mixed_precision"] == "bf16"
+    bits = logged(tmp_path / "straight", "train/nll_bits_per_code")
+    assert bits[24] < bits[1] - 0.5, (bits[1], bits[24])
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "resumed", *flags, "--resume_from_checkpoint",
+                                  tmp_path / "straight" / "checkpoints" / "checkpoint-12"))
+    expected = weights(tmp_path / "straight")
+    for name, tensor in weights(tmp_path / "resumed").items():
+        assert torch.equal(tensor, expected[name]), name
+
+
+def test_a_run_resumed_from_its_final_checkpoint_trains_no_further(vqvae_folder, tmp_path):
+    flags = ["--max_train_steps", 6, "--checkpointing_steps", 6, "--lr_scheduler", "constant"]
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", *flags))
+    finished = weights(tmp_path / "prior")
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", *flags, "--resume_from_checkpoint", "latest"))
+    assert json.loads((tmp_path / "prior" / "training_info.json").read_text())["steps"] == 6
+    for name, tensor in weights(tmp_path / "prior").items():
+        assert torch.equal(tensor, finished[name]), name
+
+
+def test_resuming_with_another_prior_or_into_another_runs_folder_is_refused(vqvae_folder, tmp_path):
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4, "--checkpointing_steps", 4))
+    with pytest.raises(SystemExit, match="--num_layers is 3 here but 2 in the run of"):
+        stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8, "--num_layers", 3,
+                                      "--resume_from_checkpoint", "latest"))
+    with pytest.raises(SystemExit, match="already holds another run's checkpoints"):
+        stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8))
