@@ -285,15 +285,19 @@ def test_help_shows_the_defaults():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_bf16_on_cpu_trains_and_resumes(model, tmp_path):
-    flags = ["--mixed_precision", "bf16", "--num_embeddings", "16", "--learning_rate", "3e-3", "--report_to", "tensorboard"]
-    tiny_run(tmp_path / "straight", "--max_train_steps", "24", "--checkpointing_steps", "12", *flags, model=model)
+    # Separate processes: Accelerate's state, mixed precision included, is set once per process.
+    flags = ["--model", model, *SMALL, "--latent_dim", "4", "--mixed_precision", "bf16", "--num_embeddings", "16",
+             "--learning_rate", "3e-3", "--report_to", "tensorboard", "--max_train_steps", "24"]
+    straight = run_script(*flags, "--checkpointing_steps", "12", "--output_dir", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
     info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
     assert info["mixed_precision"] == "bf16"
     loss = logged(tmp_path / "straight", "train/loss")
     assert loss[24] < loss[1] - 5.0, (loss[1], loss[24])  # nats per image
     # Resumed into another folder from the straight run's step 12, it ends where the straight run did.
-    tiny_run(tmp_path / "resumed", "--max_train_steps", "24", *flags, model=model,
-             *["--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoints" / "checkpoint-12")])
+    resumed = run_script(*flags, "--output_dir", str(tmp_path / "resumed"),
+                         "--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoints" / "checkpoint-12"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = weights(tmp_path / "straight")
     for name, tensor in weights(tmp_path / "resumed").items():
         assert torch.equal(tensor, expected[name]), name
