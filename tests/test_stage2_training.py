@@ -61,13 +61,13 @@ def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accu
 @pytest.mark.slow
 def test_bf16_on_cpu_trains_and_resumes(vqvae_folder, tmp_path):
     # Separate processes: Accelerate's state, mixed precision included, is set once per process.
-    flags = ["--mixed_precision", "bf16", "--learning_rate", "3e-3", "--report_to", "tensorboard", "--max_train_steps", 24]
+    flags = ["--mixed_precision", "bf16", "--learning_rate", "1e-2", "--report_to", "tensorboard", "--max_train_steps", 24]
     straight = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "straight", *flags, "--checkpointing_steps", 12))
     assert straight.returncode == 0, straight.stderr[-3000:]
     info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
     assert info["mixed_precision"] == "bf16"
     bits = logged(tmp_path / "straight", "train/nll_bits_per_code")
-    assert bits[24] < bits[1] - 0.5, (bits[1], bits[24])
+    assert bits[24] < bits[1] - 1.0, (bits[1], bits[24])  # from about log2(16) = 4 bits per code
     resumed = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "resumed", *flags, "--resume_from_checkpoint",
                                           tmp_path / "straight" / "checkpoints" / "checkpoint-12"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
