@@ -248,7 +248,8 @@ def main(argv=None) -> None:
         save_final_samples(final, data.test_images, args.output_dir, args.seed)
         metrics["weights_checksum_per_rank"] = checksums
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=args.model,
-                            dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images))
+                            dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images),
+                            resumed_from_checkpoint=resume[0] if resume else None)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)

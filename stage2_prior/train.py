@@ -216,7 +216,8 @@ def main(argv=None) -> None:
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model="gated_pixelcnn",
                             vqvae=args.vqvae, vqvae_weights_sha256=weights_fingerprint(vqvae), conditional=args.conditional,
                             dataset=data.info, num_train_images=len(codes.train_codes), num_test_images=len(codes.test_codes),
-                            codes_cache_file=codes.cache_file, codes_from_cache=codes.from_cache)
+                            codes_cache_file=codes.cache_file, codes_from_cache=codes.from_cache,
+                            resumed_from_checkpoint=resume[0] if resume else None)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)

@@ -301,3 +301,18 @@ def test_bf16_on_cpu_trains_and_resumes(model, tmp_path):
     expected = weights(tmp_path / "straight")
     for name, tensor in weights(tmp_path / "resumed").items():
         assert torch.equal(tensor, expected[name]), name
+
+
+def test_the_benchmark_loop_trains_what_train_py_trains(tmp_path):
+    # benchmarks/stage1_loop.py times train.py's own train_step: the same steps give the same weights.
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from stage1_loop import Stage1Loop, stage1_arguments
+    from accelerate import Accelerator
+
+    flags = [*SMALL, "--num_embeddings", "16", "--output_dir", str(tmp_path / "script")]
+    train_main(["--model", "vqvae", "--lr_scheduler", "constant", "--max_train_steps", "6", *flags])
+    loop = Stage1Loop(stage1_arguments("vqvae", 64, 1e-3, 0, *flags), load_image_data("digits"), Accelerator(), warmup_steps=0)
+    loop.train_steps(6)
+    expected = weights(tmp_path / "script")
+    for name, tensor in loop.trained_model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
