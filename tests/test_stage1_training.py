@@ -316,3 +316,22 @@ def test_the_benchmark_loop_trains_what_train_py_trains(tmp_path):
     expected = weights(tmp_path / "script")
     for name, tensor in loop.trained_model.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+@pytest.mark.slow
+def test_two_processes_resume_the_same_intact_checkpoint(tmp_path):
+    # Rank 1's random state of the newest checkpoint is damaged: the main process decides for both ranks, so both
+    # fall back to the checkpoint before it (each rank deciding alone would split them between two checkpoints).
+    common = ["--model", "ae", *SMALL, "--latent_dim", "4", "--train_batch_size", "16", "--checkpointing_steps", "4",
+              "--output_dir", str(tmp_path)]
+    first = run_script(*common, "--max_train_steps", "8", processes=2)
+    assert first.returncode == 0, first.stderr[-3000:]
+    damaged = tmp_path / "checkpoints" / "checkpoint-8" / "random_states_1.pkl"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    resumed = run_script(*common, "--max_train_steps", "12", "--resume_from_checkpoint", "latest", processes=2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Skipping a damaged checkpoint" in resumed.stdout and "random_states_1.pkl" in resumed.stdout
+    info = json.loads((tmp_path / "training_info.json").read_text())
+    assert info["steps"] == 12 and info["resumed_from_checkpoint"].endswith("checkpoint-4")
+    first_rank, second_rank = info["final_metrics"]["weights_checksum_per_rank"]
+    assert first_rank == second_rank
