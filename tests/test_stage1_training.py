@@ -286,6 +286,9 @@ def test_bf16_on_cpu_trains_and_resumes(model, tmp_path):
              "--learning_rate", "3e-3", "--report_to", "tensorboard", "--max_train_steps", "24"]
     straight = run_script(*flags, "--checkpointing_steps", "12", "--output_dir", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
+    # Output that is not a terminal gets plain progress lines, no bar redrawn with carriage returns.
+    assert "\r" not in straight.stdout + straight.stderr and f"{model}: step 24/24" in straight.stderr
+    assert any(line.startswith("epoch 0: test/loss=") for line in straight.stdout.splitlines())
     info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
     assert info["mixed_precision"] == "bf16"
     loss = logged(tmp_path / "straight", "train/loss")

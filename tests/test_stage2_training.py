@@ -64,6 +64,8 @@ def test_bf16_on_cpu_trains_and_resumes(vqvae_folder, tmp_path):
     flags = ["--mixed_precision", "bf16", "--learning_rate", "1e-2", "--report_to", "tensorboard", "--max_train_steps", 24]
     straight = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "straight", *flags, "--checkpointing_steps", 12))
     assert straight.returncode == 0, straight.stderr[-3000:]
+    assert "\r" not in straight.stdout + straight.stderr and "pixelcnn: step 24/24" in straight.stderr
+    assert any(line.startswith("epoch 0: test NLL") for line in straight.stdout.splitlines())
     info = json.loads((tmp_path / "straight" / "training_info.json").read_text())
     assert info["mixed_precision"] == "bf16"
     bits = logged(tmp_path / "straight", "train/nll_bits_per_code")
