@@ -15,7 +15,6 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hub.auto import MODELS
 from hub.files import looks_like_path
 
 TRAINING_INFO_NAME = "training_info.json"
@@ -63,7 +62,7 @@ def build_model_card(
     sample grid beside it. `name_or_path` is where users load it from (the repo id once pushed), for the usage
     snippet; `sources` are the names the report may know this run by (its folder, its repo id)."""
     model_type = config.get("model_type", "")
-    decoder = MODELS[model_type].decoder if model_type in MODELS else None  # a prior names its stage-1 model
+    decoder = decoder_prefix(config)  # a prior names its stage-1 model
     decoder_id = config.get(f"{decoder}_id") if decoder else None
     dataset = _dataset_name(training_info)
     rows = _report_rows(report, sources, is_prior=decoder is not None)
@@ -106,7 +105,7 @@ def usage_snippet(config: dict, name_or_path: str) -> str | None:
     model_type = config.get("model_type")
     shape = f"{config.get('in_channels', 1)}, {config.get('image_size', 28)}, {config.get('image_size', 28)}"
     lines = []
-    if MODELS.get(model_type) and MODELS[model_type].decoder:
+    if decoder_prefix(config):
         labels = ", labels=torch.arange(16) % {}".format(config["num_classes"]) if config.get("num_classes") else ""
         lines += [
             f'generator = from_pretrained("{name_or_path}")  # the prior and the stage-1 model it was trained for',
@@ -144,6 +143,12 @@ def usage_snippet(config: dict, name_or_path: str) -> str | None:
     imports = ["import torch"] if any("torch." in line for line in lines) else []
     imports += ["from torchvision.utils import save_image", "", "from hub import from_pretrained", ""]
     return "\n".join(imports + lines) + "\n"
+
+
+def decoder_prefix(config: dict) -> str | None:
+    """A prior's config names the stage-1 model decoding its samples as PREFIX_id and PREFIX_revision ("vqvae");
+    read from the config itself, so cards need no registry of models."""
+    return next((key[: -len("_id")] for key in sorted(config) if key.endswith("_id") and f"{key[:-3]}_revision" in config), None)
 
 
 def _usage_section(config: dict, name_or_path: str) -> str | None:
