@@ -19,6 +19,7 @@ import types
 import typing
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 # Settings with no range of their own: sizes and counts no model of this project comes near.
 DEFAULT_INT_RANGE = (0, 65536)
@@ -72,7 +73,7 @@ def check_missing_settings(model_class: type, config: dict, source: str, version
 def check_size_and_shapes(model_class: type, settings: dict, header_shapes: dict, source: str):
     """Builds the model on the meta device (no memory), checks its size and that its tensors are the header's."""
     try:
-        with torch.device("meta"):
+        with _NoRandomFills(), torch.device("meta"):  # the device mode, inner, adds device="meta" first
             skeleton = model_class(**settings)
     except (ValueError, TypeError) as error:  # the constructor's own checks (a likelihood it does not know, ...)
         raise ConfigError(f"{source}: config.json describes no valid {model_class.__name__}: {error}") from None
@@ -95,6 +96,30 @@ def check_size_and_shapes(model_class: type, settings: dict, header_shapes: dict
             f"({'; '.join(problems)}). The weights and the config come from different models: save them together "
             f"with save_pretrained."
         )
+
+
+class _NoRandomFills(TorchFunctionMode):
+    """Filling a meta tensor stores nothing, but torch runs a few meta ops (random fills, eye) through Python
+    decompositions whose first use imports its compiler (seconds, 150 MB); a skeleton built only for its shapes skips
+    the fills and makes eye's and repeat's results empty tensors of their shapes."""
+
+    RANDOM_FILLS = {"normal_", "uniform_", "exponential_", "bernoulli_", "geometric_", "cauchy_", "log_normal_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.eye and kwargs.get("device") is not None and torch.device(kwargs["device"]).type == "meta":
+            rows = args[0]
+            columns = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("m", rows)
+            return torch.empty(rows, columns, dtype=kwargs.get("dtype"), device="meta")
+        if getattr(func, "__name__", None) == "repeat" and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            sizes = tuple(args[1]) if len(args) == 2 and not isinstance(args[1], int) else args[1:]
+            shape = (1,) * (len(sizes) - args[0].dim()) + tuple(args[0].shape)
+            return torch.empty([size * times for size, times in zip(shape, sizes)], dtype=args[0].dtype, device="meta")
+        if getattr(func, "__name__", None) in self.RANDOM_FILLS:
+            target = args[0] if args else kwargs.get("tensor")  # torch.nn.init's fills take it as `tensor=`
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
 
 
 def read_header_shapes(weights_file: str, source: str) -> dict[str, tuple[int, ...]]:
@@ -164,7 +189,7 @@ def _type_name(expected) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(argument) for argument in arguments)
     if origin in (tuple, list):
-        return f"a list of 1 to {MAX_LIST_LENGTH} {_type_name(arguments[0]) if arguments else 'values'}"
+        return f"a list of 1 to {MAX_LIST_LENGTH} values, each {_type_name(arguments[0]) if arguments else 'a number'}"
     return {int: "an integer", float: "a number", bool: "true or false", str: f"a string (at most {MAX_STRING_LENGTH} "
             f"characters)", type(None): "null"}.get(expected, str(expected))
 
