@@ -95,9 +95,26 @@ def build_run_model_card(run_dir: str | Path, repo_id: str, report: dict | None 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     training_info_path = run_dir / TRAINING_INFO_NAME
-    training_info = json.loads(training_info_path.read_text()) if training_info_path.is_file() else None
+    training_info = without_local_paths(json.loads(training_info_path.read_text())) if training_info_path.is_file() else None
     sample_image = SAMPLES_NAME if (run_dir / SAMPLES_NAME).is_file() else None
     return build_model_card(config, training_info, report, repo_id, sample_image, sources=(str(run_dir), repo_id))
+
+
+LOCAL_PREFIX = "local:"
+
+
+def without_local_paths(value):
+    """A run's records as published: a local path (which nobody else can reach, and which tells where this machine
+    keeps its files) becomes "local:" and its last name, e.g. "local:mnist"; Hub ids and names stay as they are."""
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str):
+        kind, _, path = value.rpartition(":") if value.startswith("imagefolder:") else ("", "", value)
+        if os.path.isabs(path) or path.startswith("~"):
+            return (f"{kind}:" if kind else LOCAL_PREFIX) + os.path.basename(path.rstrip("/\\"))
+    return value
 
 
 def usage_snippet(config: dict, name_or_path: str) -> str | None:
@@ -277,7 +294,8 @@ def _dataset_name(info: dict | None) -> str | None:
     source = dataset.get("source") if isinstance(dataset, dict) else dataset
     if not source:
         return None
-    return source if _is_hub_id(source) else os.path.basename(str(source).rstrip("/")).removeprefix("imagefolder:")
+    name = os.path.basename(str(source).rstrip("/"))
+    return source if _is_hub_id(source) else name.removeprefix("imagefolder:").removeprefix(LOCAL_PREFIX)
 
 
 def _is_hub_id(name) -> bool:
