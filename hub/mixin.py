@@ -56,8 +56,9 @@ class HubModel(
         (save_directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), sort_keys=True, indent=2))
 
     def save_pretrained(self, save_directory: str | Path, *, model_card_kwargs: dict | None = None, **options):
-        """Writes config.json, model.safetensors and (if absent) README.md; push_to_hub=True also pushes."""
-        model_card_kwargs = {"name_or_path": str(save_directory), **(model_card_kwargs or {})}
+        """Writes config.json, model.safetensors and (if absent) README.md; push_to_hub=True also pushes.
+        The card names the folder by its own name: it may be pushed, and must not tell where this machine keeps it."""
+        model_card_kwargs = {"name_or_path": Path(save_directory).name, **(model_card_kwargs or {})}
         return super().save_pretrained(save_directory, model_card_kwargs=model_card_kwargs, **options)
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **options) -> str:
