@@ -20,6 +20,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 # Keys of config.json that describe the file rather than the model; they are not constructor arguments.
 METADATA_KEYS = ("model_type", "twostage_version")
+MAX_CONFIG_BYTES = 2**20
 
 
 def twostage_version() -> str:
@@ -65,6 +66,9 @@ def model_file(name_or_path: str, filename: str, revision: str | None = None, **
 
 def read_config(name_or_path: str, revision: str | None = None, **download_options) -> dict:
     path = model_file(name_or_path, CONFIG_NAME, revision, **download_options)
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:  # settings take a few hundred bytes; parsing more costs memory
+        raise ValueError(f"{name_or_path}: {CONFIG_NAME} is {os.path.getsize(path):,} bytes, more than the "
+                         f"{MAX_CONFIG_BYTES:,} a config may take. It is not a twostage config.")
     with open(path, encoding="utf-8") as file:
         try:
             config = json.load(file)

@@ -10,7 +10,8 @@ side. We keep that, and change what it gets wrong for us:
   them; everything is checked (hub/validation.py) before any module is built.
 
 This module, files.py, validation.py, model_card.py and generator.py are the base every model inherits: they know
-no model. auto.py (the registry of every model) and push.py sit on top of them; nothing here imports those.
+no model and no evaluation. auto.py (the registry of every model), push.py and run_card.py (a run's card with its
+evaluation report) sit on top of them; nothing here imports those.
 """
 
 from __future__ import annotations

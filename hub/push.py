@@ -18,7 +18,8 @@ from huggingface_hub.hf_api import RepoFolder
 
 from hub.auto import import_object, model_entry
 from hub.files import CONFIG_NAME, WEIGHTS_NAME, looks_like_path, read_config
-from hub.model_card import SAMPLES_NAME, TRAINING_INFO_NAME, build_run_model_card, without_local_paths
+from hub.model_card import SAMPLES_NAME, TRAINING_INFO_NAME, without_local_paths
+from hub.run_card import build_run_model_card
 
 # What a run folder publishes: the model, its card, the picture beside the card, and the records the card is
 # written from. Checkpoints, logs and per-epoch images stay local (push_checkpoint handles checkpoints).

@@ -23,9 +23,10 @@ def training_dataset(name_or_path: str, revision: str | None) -> str | None:
     """The dataset a stage-1 run was trained on, from its training_info.json, or None if it does not say."""
     try:
         with open(model_file(name_or_path, TRAINING_INFO_NAME, revision)) as file:
-            return json.load(file)["dataset"]["source"]
+            source = json.load(file)["dataset"]["source"]
     except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
         return None
+    return source if isinstance(source, str) else None  # the file is data: anything but a name is no answer
 
 
 def load_data_for(model, args, stage1_source: str, revision: str | None) -> ImageData:

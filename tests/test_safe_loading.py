@@ -96,6 +96,11 @@ def outcomes(tmp_path_factory):
     (header / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + weights[8:])
     cases["huge_header"] = header
 
+    huge_config = root / "huge_config"
+    saved(AE(**SMALL, latent_dim=4), huge_config)
+    (huge_config / "config.json").write_text(json.dumps({"model_type": "ae", "padding": "x" * 50 * 2**20}))
+    cases["huge_config"] = huge_config
+
     self_reference = root / "self_reference"
     saved(GatedPixelCNN(num_embeddings=16, grid_height=2, grid_width=2, hidden_channels=8, num_layers=2,
                         vqvae_id=str(self_reference)), self_reference)
@@ -135,6 +140,7 @@ def outcomes(tmp_path_factory):
     ("nan_std", r"observation_std=NaN is not a finite number"),
     ("lost_likelihood", r"config.json lacks \['likelihood'\].*Restore them"),
     ("huge_header", r"header claims 1,099,511,627,776 bytes"),
+    ("huge_config", r"config.json is 52,428,\d+ bytes, more than the 1,048,576"),
     ("self_reference", r"its reference chain loops"),
     ("two_priors_naming_each_other", r"vqvae_id .*prior_b' is a 'gated_pixelcnn' model; its samples are decoded by"),
     ("mixture_with_swapped_autoencoder", r"holds other weights than the ones it was trained on"),
@@ -150,3 +156,19 @@ def test_hostile_files_are_refused_fast_and_without_allocating(outcomes, name, e
 
 def test_the_valid_model_of_the_same_process_loads(outcomes):
     assert outcomes["valid"]["outcome"] == "loaded"
+
+
+BASE = ("hub/files.py", "hub/validation.py", "hub/mixin.py", "hub/model_card.py", "hub/generator.py")
+
+
+@pytest.mark.parametrize("path", BASE)
+def test_the_base_every_model_inherits_knows_no_model(path):
+    """Dependencies point one way: the registry (hub/auto.py), push and every model sit on the base, never under it."""
+    import ast
+
+    tree = ast.parse((REPO / path).read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    above = [name for name in imported if name.startswith(("hub.auto", "hub.push", "evaluation", "stage1_autoencoders",
+                                                           "stage2_prior", "gradio_app", "training"))]
+    assert not above, f"{path} imports {above}"
