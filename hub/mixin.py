@@ -135,7 +135,10 @@ def load_weights(model: torch.nn.Module, weights_file: str, source: str, map_loc
     ]
     missing, unexpected = [], []
     if not wrong_shapes:  # load_model reports names itself, tied weights (stored once) taken into account
-        missing, unexpected = safetensors.torch.load_model(model, weights_file, strict=False, device=map_location)
+        try:
+            missing, unexpected = safetensors.torch.load_model(model, weights_file, strict=False, device=map_location)
+        except (SafetensorError, OSError) as error:  # a header whose offsets overrun a truncated file, ...
+            raise ValueError(f"{source}: {WEIGHTS_NAME} is not a readable safetensors file ({error}).") from error
     if wrong_shapes or missing or unexpected:
         problems = [
             f"{label} {items[:5]}{' ...' if len(items) > 5 else ''}"

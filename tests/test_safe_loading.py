@@ -96,6 +96,12 @@ def outcomes(tmp_path_factory):
     (header / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + weights[8:])
     cases["huge_header"] = header
 
+    truncated = root / "truncated_weights"
+    saved(AE(**SMALL, latent_dim=4), truncated)
+    weights = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # the header intact, half the data
+    cases["truncated_weights"] = truncated
+
     huge_config = root / "huge_config"
     saved(AE(**SMALL, latent_dim=4), huge_config)
     (huge_config / "config.json").write_text(json.dumps({"model_type": "ae", "padding": "x" * 50 * 2**20}))
@@ -140,6 +146,7 @@ def outcomes(tmp_path_factory):
     ("nan_std", r"observation_std=NaN is not a finite number"),
     ("lost_likelihood", r"config.json lacks \['likelihood'\].*Restore them"),
     ("huge_header", r"header claims 1,099,511,627,776 bytes"),
+    ("truncated_weights", r"model.safetensors is not a readable safetensors file"),
     ("huge_config", r"config.json is 52,428,\d+ bytes, more than the 1,048,576"),
     ("self_reference", r"its reference chain loops"),
     ("two_priors_naming_each_other", r"vqvae_id .*prior_b' is a 'gated_pixelcnn' model; its samples are decoded by"),
