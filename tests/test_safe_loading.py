@@ -28,22 +28,31 @@ MAX_EXTRA_MB = 200
 SMALL = dict(image_size=8, hidden_channels=[16, 32])
 
 LOADER = r"""
-import json, resource, sys, time
+import json, sys, time
 from hub import from_pretrained
 import stage1_autoencoders, stage2_prior.pixelcnn, stage2_prior.mixture_prior, evaluation.classifier  # imports apart
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+import torch
 
-results = {}
-for folder in sys.argv[1:]:
-    before, start = peak_mb(), time.perf_counter()
+def status_mb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024  # kB
+
+def measured(load):  # outcome, seconds, and MB the peak resident memory rose above what was resident before
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # resets the peak (VmHWM) to the current resident size
+    before, start = status_mb("VmRSS:"), time.perf_counter()
     try:
-        from_pretrained(folder)
+        load()
         outcome = "loaded"
     except Exception as error:
         outcome = f"{type(error).__name__}: {error}"
-    results[folder] = {"outcome": outcome, "seconds": time.perf_counter() - start, "extra_mb": peak_mb() - before}
+    return {"outcome": outcome, "seconds": time.perf_counter() - start, "extra_mb": status_mb("VmHWM:") - before}
+
+# The meter itself: 300 MB of tensor must show as about 300 MB.
+results = {"meter check": measured(lambda: torch.ones(75 * 2**20).sum())}
+for folder in sys.argv[1:]:
+    results[folder] = measured(lambda: from_pretrained(folder))
 print(json.dumps(results))
 """
 
@@ -131,7 +140,11 @@ def outcomes(tmp_path_factory):
                          env=env, cwd=REPO, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     by_folder = json.loads(run.stdout.strip().splitlines()[-1])
-    return {name: by_folder[str(folder)] for name, folder in cases.items()}
+    outcomes = {name: by_folder[str(folder)] for name, folder in cases.items()}
+    outcomes["meter check"] = by_folder["meter check"]
+    for name, result in outcomes.items():  # shown with pytest -s
+        print(f"{name:34s} {result['seconds'] * 1000:8.1f} ms {result['extra_mb']:7.1f} MB  {result['outcome'][:90]}")
+    return outcomes
 
 
 @pytest.mark.parametrize("name, error", [
@@ -161,8 +174,9 @@ def test_hostile_files_are_refused_fast_and_without_allocating(outcomes, name, e
     assert result["extra_mb"] < MAX_EXTRA_MB, result
 
 
-def test_the_valid_model_of_the_same_process_loads(outcomes):
+def test_the_valid_model_of_the_same_process_loads_and_the_meter_sees_memory(outcomes):
     assert outcomes["valid"]["outcome"] == "loaded"
+    assert 250 < outcomes["meter check"]["extra_mb"] < 400, outcomes["meter check"]  # 300 MB allocated, seen
 
 
 BASE = ("hub/files.py", "hub/validation.py", "hub/mixin.py", "hub/model_card.py", "hub/generator.py")
