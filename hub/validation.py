@@ -75,8 +75,9 @@ def check_size_and_shapes(model_class: type, settings: dict, header_shapes: dict
     try:
         with _NoRandomFills(), torch.device("meta"):  # the device mode, inner, adds device="meta" first
             skeleton = model_class(**settings)
-    except (ValueError, TypeError) as error:  # the constructor's own checks (a likelihood it does not know, ...)
-        raise ConfigError(f"{source}: config.json describes no valid {model_class.__name__}: {error}") from None
+    except Exception as error:  # the constructor's own checks (a likelihood it does not know, too small an image, ...)
+        raise ConfigError(f"{source}: config.json describes no valid {model_class.__name__}: "
+                          f"{type(error).__name__}: {error}") from None
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
     size = sum(math.prod(shape) for shape in expected.values())
     limit = getattr(model_class, "max_parameters", 2**27)
