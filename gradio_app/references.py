@@ -13,6 +13,7 @@ operator allowed (launch.py's --data_roots). Anything else is refused before it 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
 from evaluation.train_classifier import trained_classifier_folder
 from gradio_app.catalog import ListedClassifier, ServedModel
 from stage1_autoencoders.data import load_image_data
+
+# A Hub dataset id: "name" or "namespace/name". Anything else (a URL, "imagefolder:/path", ...) is no Hub id.
+HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
 
 class ScoringUnavailable(Exception):
     """No classifier for this model's images; the message says why and how to give one."""
@@ -121,14 +126,18 @@ class References:
             return None, f"{served.dataset} has {data.channels}-channel images but the model takes {channels}", None
         return data.test_images, f"{len(data.test_images):,} test images of {served.dataset}", resolution
 
-
     def refusal(self, dataset: str) -> str | None:
         """Why the dataset a model's metadata names may not be read here, or None: a Hub id or 'digits' may, a local
         folder only under --data_roots. The folder is not named back: it is whatever the uploader wrote."""
         expanded = os.path.expanduser(dataset)
         local = dataset.startswith(("/", ".", "~")) or os.path.exists(expanded)  # a Hub id may shadow a folder
         if not local:
-            return None
+            from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES  # "csv", "imagefolder": read local files
+
+            if HUB_DATASET_ID.fullmatch(dataset) and dataset not in _PACKAGED_DATASETS_MODULES:
+                return None
+            return ("its training_info.json names a dataset that is neither a Hub id nor a folder; the app reads "
+                    "Hub ids, and folders under --data_roots FOLDER")
         real = os.path.realpath(expanded)
         if any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.data_roots):
             return None

@@ -95,7 +95,8 @@ def test_a_local_dataset_is_read_only_under_the_operators_data_roots(tmp_path):
     references = References([], data_roots=[str(allowed)])
     assert references.refusal("digits") is None and references.refusal("ylecun/mnist") is None  # Hub ids
     assert references.refusal(str(allowed / "mnist")) is None
-    for path in ("/etc", str(elsewhere), str(allowed / ".." / "elsewhere"), str(allowed) + "-sibling", "~/secrets"):
+    for path in ("/etc", str(elsewhere), str(allowed / ".." / "elsewhere"), str(allowed) + "-sibling", "~/secrets",
+                 "imagefolder:/etc", "imagefolder", "csv", "https://example.com/data.csv"):
         assert "--data_roots" in references.refusal(path), path
     (allowed).mkdir()
     os.symlink("/etc", allowed / "link-to-etc")  # a link inside a root that leads out of it is out
