@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -166,8 +167,6 @@ def outcomes(tmp_path_factory):
     ("mixture_with_swapped_autoencoder", r"holds other weights than the ones it was trained on"),
 ])
 def test_hostile_files_are_refused_fast_and_without_allocating(outcomes, name, error):
-    import re
-
     result = outcomes[name]
     assert re.search(error, result["outcome"]), result["outcome"]
     assert result["seconds"] < MAX_SECONDS, result
