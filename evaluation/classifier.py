@@ -20,6 +20,9 @@ class Classifier(HubModel):
     """
 
     model_type = "classifier"
+    # What a config.json may hold (hub/validation.py checks it before anything is built).
+    config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "num_classes": (2, 65536),
+                     "hidden_channels": (1, 4096), "feature_dim": (1, 65536), "dropout": (0, 1)}
 
     def __init__(
         self,

@@ -5,13 +5,16 @@ Two feature extractors:
   (evaluation/classifier.py), registered with torch-fidelity here. IS reads its logits, FID/KID/precision-recall
   its penultimate features. `feature_extractor_weights_path` names the classifier: a folder or a Hub id.
 - "inception-v3-compat": torch-fidelity's Inception-v3. Without `feature_extractor_weights_path` it downloads the
-  weights; with it, it reads that file (torch-fidelity's .pth format). Grayscale images are repeated to RGB.
+  weights; with it, we read that file (torch-fidelity's .pth format) once, with torch.load(weights_only=True), and
+  torch-fidelity gets the module built from it (torch-fidelity's own loader unpickles with weights_only=False).
+  Grayscale images are repeated to RGB.
 
 Images go in as uint8 tensors (N, C, H, W) wrapped in a Dataset, the form torch-fidelity takes without copying.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 
@@ -19,12 +22,16 @@ import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity import feature_extractor_inceptionv3 as inception_layers
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.helpers import text_to_dtype
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from evaluation.classifier import Classifier
 
 CLASSIFIER = "twostage-classifier"
 INCEPTION = "inception-v3-compat"
+INCEPTION_FROM_FILE = "twostage-inception-v3"  # INCEPTION with weights we loaded; registered below
 FEATURE_EXTRACTORS = (CLASSIFIER, INCEPTION)
 METRICS = ("isc", "fid", "kid", "prc")
 # torch-fidelity's result keys -> ours (the report's columns).
@@ -123,9 +130,10 @@ def fidelity_metrics(
     needs_real = bool({"fid", "kid", "prc"} & set(metrics))
     if needs_real and real is None:
         raise ValueError("FID, KID and precision/recall compare with real images: pass `real` (the test split).")
-    if feature_extractor == INCEPTION and feature_extractor_weights_path is not None:
-        check_inception_weights(feature_extractor_weights_path)
     rgb = feature_extractor == INCEPTION
+    if feature_extractor == INCEPTION and feature_extractor_weights_path is not None:
+        inception_weights(os.path.realpath(feature_extractor_weights_path))  # refused here, with its reason, if unsafe
+        feature_extractor = INCEPTION_FROM_FILE
     sizes = [len(generated)] + ([len(real)] if needs_real else [])
     options = dict(
         input1=ImageTensorDataset(generated, rgb),
@@ -155,18 +163,60 @@ def inception_score(images: torch.Tensor, **options) -> tuple[float, float]:
     return scores["is"], scores["is_std"]
 
 
-def check_inception_weights(path: str) -> None:
-    """torch-fidelity reads the weights file with torch.load(weights_only=False), which can run code stored in it.
-    We open it first with weights_only=True, which cannot, and refuse files holding anything but tensors."""
+@functools.lru_cache(maxsize=2)
+def inception_weights(path: str) -> dict[str, torch.Tensor]:
+    """The Inception-v3 state dict in `path`, read once per process with torch.load(weights_only=True), which cannot
+    run code stored in the file; files holding anything but tensors are refused."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"feature_extractor_weights_path {path!r}: no such file. Give torch-fidelity's Inception-v3 weights "
             f"(weights-inception-2015-12-05-6726825d.pth) or leave it out to download them."
         )
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path} holds more than tensors, and loading it would run code from the file; use a plain state dict "
             f"of tensors (torch.save(model.state_dict(), path)). ({error})"
         ) from error
+
+
+class InceptionFromWeights(FeatureExtractorInceptionV3):
+    """torch-fidelity's Inception-v3, its weights from inception_weights (never torch-fidelity's own torch.load).
+
+    FeatureExtractorInceptionV3.__init__ builds the layers and loads the file in one go, so the layers are built
+    here from its module attributes, in its order; forward and everything else are its own."""
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, feature_extractor_internal_dtype=None,
+                 **kwargs):
+        FeatureExtractorBase.__init__(self, name, features_list)
+        self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
+        layers, conv, nn = inception_layers, inception_layers.BasicConv2d, torch.nn
+        self.Conv2d_1a_3x3 = conv(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = conv(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = conv(32, 64, kernel_size=3, padding=1)
+        self.MaxPool_1 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.Conv2d_3b_1x1 = conv(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = conv(80, 192, kernel_size=3)
+        self.MaxPool_2 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.Mixed_5b = layers.InceptionA(192, pool_features=32)
+        self.Mixed_5c = layers.InceptionA(256, pool_features=64)
+        self.Mixed_5d = layers.InceptionA(288, pool_features=64)
+        self.Mixed_6a = layers.InceptionB(288)
+        self.Mixed_6b = layers.InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = layers.InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = layers.InceptionC(768, channels_7x7=160)
+        self.Mixed_6e = layers.InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = layers.InceptionD(768)
+        self.Mixed_7b = layers.InceptionE_1(1280)
+        self.Mixed_7c = layers.InceptionE_2(2048)
+        self.AvgPool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
+        self.fc = nn.Linear(2048, 1008)
+        self.load_state_dict(inception_weights(os.path.realpath(feature_extractor_weights_path)))
+        self.to(self.feature_extractor_internal_dtype)
+        self.requires_grad_(False)
+        self.eval()
+
+
+if INCEPTION_FROM_FILE not in FEATURE_EXTRACTORS_REGISTRY:
+    torch_fidelity.register_feature_extractor(INCEPTION_FROM_FILE, InceptionFromWeights)

@@ -1,14 +1,21 @@
 """What the app scores samples against: the test split of a model's dataset (FID, and the real images' IS, the
 ceiling) and the classifier whose logits and features IS and FID read, as the evaluation report does.
 
-Found once per dataset and image shape, then kept: loading MNIST or training its classifier (on first use, cached on
-disk by evaluation.train_classifier) must not happen per request. What cannot be found comes with the reason, which
-the page shows in place of the number.
+Prepared once, when the app starts (References.prepare), per dataset and image shape: loading a test split or training
+a classifier (cached on disk by evaluation.train_classifier) never happens inside a request. What cannot be prepared
+comes with the reason, which the page shows in place of the number.
+
+A served model's training_info.json names its dataset, and that file is the uploader's data, not the operator's
+settings: a Hub id (or the bundled 'digits') is used, a local folder only when it lies under one of the folders the
+operator allowed (launch.py's --data_roots). Anything else is refused before it is listed or read.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +24,9 @@ from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
 from evaluation.train_classifier import trained_classifier_folder
 from gradio_app.catalog import ListedClassifier, ServedModel
 from stage1_autoencoders.data import load_image_data
+
+# A Hub dataset id: "name" or "namespace/name". Anything else (a URL, "imagefolder:/path", ...) is no Hub id.
+HUB_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 class ScoringUnavailable(Exception):
@@ -32,18 +42,26 @@ class Reference:
 
 
 class References:
-    def __init__(self, classifiers: list[ListedClassifier]):
+    def __init__(self, classifiers: list[ListedClassifier], data_roots: Sequence[str] = ()):
         self.classifiers = classifiers
+        self.data_roots = [os.path.realpath(root) for root in data_roots]
         self._references: dict[tuple, Reference] = {}
         self._real_scores: dict[tuple, tuple[float, float]] = {}
-        self._lock = threading.Lock()  # one loader at a time: a second request for the same data waits for the first
+        self._lock = threading.Lock()  # one real-split IS at a time: a second request for the same one waits
 
-    def for_model(self, served: ServedModel) -> Reference:
-        key = reference_key(served)
-        with self._lock:
+    def prepare(self, models: Iterable[ServedModel]) -> None:
+        """At startup: every model's test split and classifier (training one, cached on disk, where none is listed)."""
+        for served in models:
+            key = reference_key(served)
             if key not in self._references:
                 self._references[key] = self._find(served)
-            return self._references[key]
+
+    def for_model(self, served: ServedModel) -> Reference:
+        reference = self._references.get(reference_key(served))
+        if reference is None:  # requests only read what prepare found
+            note = f"{served.name} was not prepared for scoring when the app started"
+            return Reference(None, note, None, f"{note}; restart the app to score it.")
+        return reference
 
     def score(self, served: ServedModel, images: torch.Tensor, seed: int, with_fid: bool) -> dict[str, float]:
         """IS (and FID against the test split, where there is one) of float images in [0, 1]."""
@@ -92,6 +110,9 @@ class References:
         """The test split at the model's image size, what it is, and the resolution it was resized to (None: native)."""
         if served.dataset is None:
             return None, f"{served.source} has no training_info.json naming its dataset", None
+        refused = self.refusal(served.dataset)
+        if refused:
+            return None, refused, None
         channels, size = served.model.in_channels, served.model.image_size
         try:  # only the test split is needed: the train split is cut to one image
             data = load_image_data(served.dataset, max_train_samples=1)
@@ -104,6 +125,24 @@ class References:
         if data.channels != channels:
             return None, f"{served.dataset} has {data.channels}-channel images but the model takes {channels}", None
         return data.test_images, f"{len(data.test_images):,} test images of {served.dataset}", resolution
+
+    def refusal(self, dataset: str) -> str | None:
+        """Why the dataset a model's metadata names may not be read here, or None: a Hub id or 'digits' may, a local
+        folder only under --data_roots. The folder is not named back: it is whatever the uploader wrote."""
+        expanded = os.path.expanduser(dataset)
+        local = dataset.startswith(("/", ".", "~")) or os.path.exists(expanded)  # a Hub id may shadow a folder
+        if not local:
+            from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES  # "csv", "imagefolder": read local files
+
+            if HUB_DATASET_ID.fullmatch(dataset) and dataset not in _PACKAGED_DATASETS_MODULES:
+                return None
+            return ("its training_info.json names a dataset that is neither a Hub id nor a folder; the app reads "
+                    "Hub ids, and folders under --data_roots FOLDER")
+        real = os.path.realpath(expanded)
+        if any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.data_roots):
+            return None
+        return ("its training_info.json names a local dataset folder outside the folders this app may read; the "
+                "operator allows folders with --data_roots FOLDER")
 
 
 def reference_key(served: ServedModel) -> tuple:

@@ -6,6 +6,7 @@ A model is a folder (or repo) with config.json (the constructor arguments, plus 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 # Keys of config.json that describe the file rather than the model; they are not constructor arguments.
 METADATA_KEYS = ("model_type", "twostage_version")
+MAX_CONFIG_BYTES = 2**20
 
 
 def twostage_version() -> str:
@@ -64,6 +66,9 @@ def model_file(name_or_path: str, filename: str, revision: str | None = None, **
 
 def read_config(name_or_path: str, revision: str | None = None, **download_options) -> dict:
     path = model_file(name_or_path, CONFIG_NAME, revision, **download_options)
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:  # settings take a few hundred bytes; parsing more costs memory
+        raise ValueError(f"{name_or_path}: {CONFIG_NAME} is {os.path.getsize(path):,} bytes, more than the "
+                         f"{MAX_CONFIG_BYTES:,} a config may take. It is not a twostage config.")
     with open(path, encoding="utf-8") as file:
         try:
             config = json.load(file)
@@ -91,10 +96,23 @@ def _missing_message(where: str, filename: str, local: bool) -> str:
 
 
 def pinned_reference(name_or_path: str, revision: str | None = None, token: str | bool | None = None) -> tuple[str, str | None]:
-    """How to record, in a model's config, the model it was trained on (a prior's VQ-VAE): a local folder as its
-    absolute path; a Hub repo id with the commit that `revision` points to now, so later pushes cannot change it."""
+    """How to record, in a model's config, the model it was trained on (a prior's VQ-VAE): a Hub repo id with the
+    commit that `revision` points to now, so later pushes cannot change it; a local folder as its absolute path with
+    the fingerprint of its weights ("sha256:..."), so that another model put in its place is refused."""
     from huggingface_hub import HfApi
 
     if is_local(name_or_path):
-        return os.path.abspath(name_or_path), None
+        return os.path.abspath(name_or_path), weights_fingerprint(model_file(name_or_path, WEIGHTS_NAME))
     return name_or_path, HfApi(token=token).model_info(name_or_path, revision=revision).sha
+
+
+FINGERPRINT_PREFIX = "sha256:"
+
+
+def weights_fingerprint(weights_file: str) -> str:
+    """sha256 of a model.safetensors file's bytes (what the Hub's LFS records for it too), as "sha256:<hex>"."""
+    digest = hashlib.sha256()
+    with open(weights_file, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return FINGERPRINT_PREFIX + digest.hexdigest()

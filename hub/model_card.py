@@ -1,21 +1,15 @@
-"""The model card (README.md), written from the run: config.json says what the model is, training_info.json how it
-was trained, and the evaluation report (evaluation/report.py's report.json, when the run was evaluated) how well it
-does. Nothing in it is a blank to fill in.
-
-A report row belongs on this card when its model's `source` (report["models"][name]["source"]) is this run's folder
-or repo id; for a prior's card, when the row's `prior_source` is. Those rows go into the card's scores table and, one
-metric each, into the `model-index` metadata that the Hub shows as evaluation results.
+"""The model card (README.md): config.json says what the model is, training_info.json how it was trained. Nothing in
+it is a blank to fill in. This is the part of the card every model's save_pretrained writes, from its files alone;
+hub/run_card.py adds a run's evaluation report when hub.push publishes it (and is the one that knows evaluation).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hub.auto import MODELS
 from hub.files import looks_like_path
 
 TRAINING_INFO_NAME = "training_info.json"
@@ -54,20 +48,20 @@ FAMILY_TAGS = {
 def build_model_card(
     config: dict,
     training_info: dict | None = None,
-    report: dict | None = None,
     name_or_path: str | None = None,
     sample_image: str | None = None,
-    sources: tuple[str, ...] = (),
+    report_scores: str | None = None,
+    report_results: list[EvalResult] = (),
 ) -> ModelCard:
-    """The card of a model from its config.json and, when known, its training info, the evaluation report, and the
-    sample grid beside it. `name_or_path` is where users load it from (the repo id once pushed), for the usage
-    snippet; `sources` are the names the report may know this run by (its folder, its repo id)."""
+    """The card of a model from its config.json and, when known, its training info and the sample grid beside it.
+    `name_or_path` is where users load it from (the repo id once pushed), for the usage snippet. An evaluation
+    report's part (hub/run_card.py reads it): `report_scores`, its text for the scores section, and
+    `report_results`, its metrics for the model-index."""
     model_type = config.get("model_type", "")
-    decoder = MODELS[model_type].decoder if model_type in MODELS else None  # a prior names its stage-1 model
+    decoder = decoder_prefix(config)  # a prior names its stage-1 model
     decoder_id = config.get(f"{decoder}_id") if decoder else None
     dataset = _dataset_name(training_info)
-    rows = _report_rows(report, sources, is_prior=decoder is not None)
-    results = _eval_results(model_type, training_info, report, rows, dataset)
+    results = [*_eval_results(model_type, training_info, dataset), *report_results]
     model_name = (name_or_path or model_type).rstrip("/").split("/")[-1]
     data = ModelCardData(
         model_name=model_name,
@@ -84,21 +78,28 @@ def build_model_card(
         f"![samples]({sample_image})" if sample_image else None,
         "## What it is\n\n" + _description(config) + ".\n\n" + _table(_config_rows(config), ("setting", "value")),
         _training_section(training_info),
-        _scores_section(report, rows, training_info),
+        _scores_section(report_scores, training_info),
         _usage_section(config, name_or_path or "path/to/model"),
     ]
     body = "\n\n".join(section for section in sections if section)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
-def build_run_model_card(run_dir: str | Path, repo_id: str, report: dict | None = None) -> ModelCard:
-    """The card of a finished run folder, to be pushed as `repo_id`."""
-    run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    training_info_path = run_dir / TRAINING_INFO_NAME
-    training_info = json.loads(training_info_path.read_text()) if training_info_path.is_file() else None
-    sample_image = SAMPLES_NAME if (run_dir / SAMPLES_NAME).is_file() else None
-    return build_model_card(config, training_info, report, repo_id, sample_image, sources=(str(run_dir), repo_id))
+LOCAL_PREFIX = "local:"
+
+
+def without_local_paths(value):
+    """A run's records as published: a local path (which nobody else can reach, and which tells where this machine
+    keeps its files) becomes "local:" and its last name, e.g. "local:mnist"; Hub ids and names stay as they are."""
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str):
+        kind, _, path = value.rpartition(":") if value.startswith("imagefolder:") else ("", "", value)
+        if os.path.isabs(path) or path.startswith("~"):
+            return (f"{kind}:" if kind else LOCAL_PREFIX) + os.path.basename(path.rstrip("/\\"))
+    return value
 
 
 def usage_snippet(config: dict, name_or_path: str) -> str | None:
@@ -106,7 +107,7 @@ def usage_snippet(config: dict, name_or_path: str) -> str | None:
     model_type = config.get("model_type")
     shape = f"{config.get('in_channels', 1)}, {config.get('image_size', 28)}, {config.get('image_size', 28)}"
     lines = []
-    if MODELS.get(model_type) and MODELS[model_type].decoder:
+    if decoder_prefix(config):
         labels = ", labels=torch.arange(16) % {}".format(config["num_classes"]) if config.get("num_classes") else ""
         lines += [
             f'generator = from_pretrained("{name_or_path}")  # the prior and the stage-1 model it was trained for',
@@ -144,6 +145,12 @@ def usage_snippet(config: dict, name_or_path: str) -> str | None:
     imports = ["import torch"] if any("torch." in line for line in lines) else []
     imports += ["from torchvision.utils import save_image", "", "from hub import from_pretrained", ""]
     return "\n".join(imports + lines) + "\n"
+
+
+def decoder_prefix(config: dict) -> str | None:
+    """A prior's config names the stage-1 model decoding its samples as PREFIX_id and PREFIX_revision ("vqvae");
+    read from the config itself, so cards need no registry of models."""
+    return next((key[: -len("_id")] for key in sorted(config) if key.endswith("_id") and f"{key[:-3]}_revision" in config), None)
 
 
 def _usage_section(config: dict, name_or_path: str) -> str | None:
@@ -199,39 +206,13 @@ def _training_section(info: dict | None) -> str | None:
     return section
 
 
-def _scores_section(report: dict | None, rows: list[dict], training_info: dict | None) -> str | None:
-    parts = []
-    if rows:
-        from evaluation.report import comparison_table  # the report's own table, so card and report read alike
-
-        setup, ceiling = report["setup"], report["real_test_split"]
-        parts.append(
-            f"From the evaluation report (`{setup['command']}`): {setup['dataset']}, {setup['num_samples']} samples, "
-            f"features from {setup['feature_extractor']}. The real test split's own IS is {ceiling['is']:.2f}, the "
-            f"ceiling to read IS against.\n\n" + comparison_table(rows)
-        )
+def _scores_section(report_scores: str | None, training_info: dict | None) -> str | None:
+    parts = [report_scores] if report_scores else []
     held_out = _held_out_metrics(training_info)
     if held_out:
         parts.append("On the test split at the end of training:\n\n"
                      + _table([(key, _format_number(value)) for key, value in held_out.items()], ("metric", "value")))
     return "## Scores\n\n" + "\n\n".join(parts) if parts else None
-
-
-def _report_rows(report: dict | None, sources: tuple[str, ...], is_prior: bool) -> list[dict]:
-    if not report:
-        return []
-    def normalised(name: str) -> str:
-        return os.path.abspath(name) if looks_like_path(name) else name
-
-    names = {normalised(str(name)) for name in sources}
-
-    def is_this_run(source) -> bool:
-        return source is not None and normalised(source) in names
-
-    if is_prior:
-        return [row for row in report["rows"] if is_this_run(row.get("prior_source"))]
-    models = {name for name, model in report["models"].items() if is_this_run(model.get("source"))}
-    return [row for row in report["rows"] if row["model"] in models]
 
 
 def _held_out_metrics(info: dict | None) -> dict[str, float]:
@@ -244,27 +225,18 @@ def _held_out_metrics(info: dict | None) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def _eval_results(model_type: str, info: dict | None, report: dict | None, rows: list[dict], dataset: str | None) -> list[EvalResult]:
-    """Held-out numbers only: the report's rows for this model, and the test-split metrics recorded by training."""
-    task = "image-classification" if model_type == "classifier" else "unconditional-image-generation"
+def _eval_results(model_type: str, info: dict | None, dataset: str | None) -> list[EvalResult]:
+    """The test-split metrics recorded by training (held-out numbers only)."""
     dataset = dataset or "unknown"
-    results = [
-        EvalResult(task_type=task, dataset_type=dataset, dataset_name=dataset, metric_type=key.replace("/", "_"),
-                   metric_name=key, metric_value=value)
+    return [
+        EvalResult(task_type=task_type(model_type), dataset_type=dataset, dataset_name=dataset,
+                   metric_type=key.replace("/", "_"), metric_name=key, metric_value=value)
         for key, value in _held_out_metrics(info).items()
     ]
-    if rows:
-        from evaluation.report import COLUMNS
 
-        report_dataset = str(report["setup"]["dataset"])
-        results += [
-            EvalResult(task_type=task, dataset_type=report_dataset, dataset_name=report_dataset, metric_type=key,
-                       metric_name=f"{header} ({row['model']}, {row['prior']})", metric_value=row[key])
-            for row in rows
-            for header, key, _ in COLUMNS
-            if isinstance(row.get(key), (int, float))
-        ]
-    return results
+
+def task_type(model_type: str) -> str:
+    return "image-classification" if model_type == "classifier" else "unconditional-image-generation"
 
 
 def _dataset_name(info: dict | None) -> str | None:
@@ -272,7 +244,8 @@ def _dataset_name(info: dict | None) -> str | None:
     source = dataset.get("source") if isinstance(dataset, dict) else dataset
     if not source:
         return None
-    return source if _is_hub_id(source) else os.path.basename(str(source).rstrip("/")).removeprefix("imagefolder:")
+    name = os.path.basename(str(source).rstrip("/"))
+    return source if _is_hub_id(source) else name.removeprefix("imagefolder:").removeprefix(LOCAL_PREFIX)
 
 
 def _is_hub_id(name) -> bool:

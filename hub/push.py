@@ -18,7 +18,8 @@ from huggingface_hub.hf_api import RepoFolder
 
 from hub.auto import import_object, model_entry
 from hub.files import CONFIG_NAME, WEIGHTS_NAME, looks_like_path, read_config
-from hub.model_card import SAMPLES_NAME, TRAINING_INFO_NAME, build_run_model_card
+from hub.model_card import SAMPLES_NAME, TRAINING_INFO_NAME, without_local_paths
+from hub.run_card import build_run_model_card
 
 # What a run folder publishes: the model, its card, the picture beside the card, and the records the card is
 # written from. Checkpoints, logs and per-epoch images stay local (push_checkpoint handles checkpoints).
@@ -40,7 +41,7 @@ def push_run_folder(
     folder = Path(folder)
     check_run_folder(folder)
     build_run_model_card(folder, repo_id, read_report(report) if report else None).save(folder / "README.md")
-    operations = [CommitOperationAdd(name, str(folder / name)) for name in RUN_FILES if (folder / name).is_file()]
+    operations = [CommitOperationAdd(name, published_file(folder / name)) for name in RUN_FILES if (folder / name).is_file()]
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     return api.create_commit(repo_id, operations, commit_message=commit_message)
@@ -77,6 +78,13 @@ def push_checkpoint(
                 operations.append(CommitOperationDelete(entry.path, is_folder=True))
     message = commit_message or f"Training checkpoint {checkpoint_dir.name}"
     return api.create_commit(repo_id, operations, commit_message=message)
+
+
+def published_file(path: Path) -> str | bytes:
+    """What is pushed for a run file: training_info.json without local paths (see without_local_paths), the rest as is."""
+    if path.name != TRAINING_INFO_NAME:
+        return str(path)
+    return json.dumps(without_local_paths(json.loads(path.read_text())), indent=2).encode()
 
 
 def check_run_folder(folder: Path) -> None:

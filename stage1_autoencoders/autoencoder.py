@@ -17,6 +17,9 @@ from stage1_autoencoders.outputs import AutoencoderOutput
 
 class AE(HubModel):
     model_type = "ae"
+    # What a config.json may hold (hub/validation.py checks it before anything is built).
+    config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "hidden_channels": (1, 4096),
+                     "latent_dim": (1, 4096), "observation_std": (1e-6, 1e6)}
 
     def __init__(
         self,

@@ -16,6 +16,10 @@ from stage1_autoencoders.vector_quantizer import VectorQuantizer
 
 class VQVAE(HubModel):
     model_type = "vqvae"
+    # What a config.json may hold (hub/validation.py checks it before anything is built).
+    config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "hidden_channels": (1, 4096),
+                     "num_embeddings": (2, 65536), "embedding_dim": (1, 4096), "commitment_cost": (0, 1e3),
+                     "ema_decay": (0, 1), "dead_code_threshold": (0, 1e6), "observation_std": (1e-6, 1e6)}
 
     def __init__(
         self,

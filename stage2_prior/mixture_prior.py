@@ -17,6 +17,7 @@ COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 
 class MixturePrior(HubModel):
     model_type = "gaussian_mixture_prior"
+    config_ranges = {"latent_dim": (1, 4096), "n_components": (1, 4096)}  # checked before anything is built
     conditional = False
 
     def __init__(

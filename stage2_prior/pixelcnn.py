@@ -88,6 +88,9 @@ class GatedPixelCNN(HubModel):
     """An autoregressive prior p(codes) = prod_ij p(code_ij | codes before ij in raster order [, class])."""
 
     model_type = "gated_pixelcnn"
+    # What a config.json may hold (hub/validation.py checks it before anything is built).
+    config_ranges = {"num_embeddings": (2, 65536), "grid_height": (1, 256), "grid_width": (1, 256),
+                     "hidden_channels": (1, 4096), "num_layers": (1, 128), "kernel_size": (3, 31), "num_classes": (1, 65536)}
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from hub.auto import model_class
 from hub.files import model_file, pinned_reference, read_config
@@ -22,10 +23,14 @@ def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tu
 def training_dataset(name_or_path: str, revision: str | None) -> str | None:
     """The dataset a stage-1 run was trained on, from its training_info.json, or None if it does not say."""
     try:
-        with open(model_file(name_or_path, TRAINING_INFO_NAME, revision)) as file:
-            return json.load(file)["dataset"]["source"]
+        path = model_file(name_or_path, TRAINING_INFO_NAME, revision)
+        if os.path.getsize(path) > 2**20:  # a run's records take a few kilobytes; more is not a training_info.json
+            return None
+        with open(path) as file:
+            source = json.load(file)["dataset"]["source"]
     except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
         return None
+    return source if isinstance(source, str) else None  # the file is data: anything but a name is no answer
 
 
 def load_data_for(model, args, stage1_source: str, revision: str | None) -> ImageData:

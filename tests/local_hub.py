@@ -5,9 +5,13 @@ whoami, create_repo, repo info, the file tree and paths-info listings, preupload
 validation of a README, and HEAD/GET downloads through /{repo_id}/resolve/{revision}/{path} with the headers
 hf_hub_download relies on (X-Repo-Commit, ETag, Content-Length, X-Error-Code on a 404).
 
-Uploads: the preupload answer is uploadMode "regular" for every file, so huggingface_hub sends the content
-base64-encoded inside the commit itself. That is the path the real Hub takes for small text files; the LFS
-and Xet paths are never offered, so hf_xet may be installed or not and nothing is sent to a storage server.
+Uploads take the two paths the real Hub offers a client without hf_xet: preupload answers uploadMode "lfs" for
+weights and other binary files (as the Hub's .gitattributes and binary detection do), "regular" for text. A regular
+file goes base64-encoded inside the commit; an LFS file goes through the LFS batch API
+({repo}.git/info/lfs/objects/batch, basic transfer: one PUT of the bytes, then a verify POST), and the commit names
+it by sha256 (an lfsFile line), which must match what was uploaded. `LocalHub.lfs_uploads` records the paths whose
+bytes came that way. The fixture sets HF_HUB_DISABLE_XET, so an installed hf_xet does not take the Xet path, which
+needs a storage server this stand-in is not.
 
 Repos live in memory as immutable snapshots (one dict path -> bytes per commit), so revisions by commit hash
 keep working after later commits. Tokens are checked: only `LocalHub.token` may write, private repos need it to
@@ -42,6 +46,15 @@ REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 
+# What the Hub stores through LFS: its default .gitattributes patterns for weights, and any binary content.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".npz", ".pkl", ".png", ".jpg", ".gif")
+LFS_THRESHOLD = 10 * 1024 * 1024
+
+
+def wants_lfs(path: str, sample: bytes, size: int) -> bool:
+    return path.endswith(LFS_SUFFIXES) or b"\0" in sample or size > LFS_THRESHOLD
+
+
 def git_blob_sha1(data: bytes) -> str:
     """The object id git (and the Hub) gives a regular file: sha1 over a 'blob <size>\\0' header and the bytes."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
@@ -53,6 +66,10 @@ class Commit:
     message: str
     files: dict[str, bytes]  # a full snapshot of the repo at this commit
     created_at: float
+    lfs: frozenset[str] = frozenset()  # the paths stored through LFS
+
+    def entry(self, path: str) -> dict:
+        return _file_entry(path, self.files[path], path in self.lfs)
 
 
 @dataclass
@@ -86,6 +103,8 @@ class LocalHub:
         self.user, self.token = user, token
         self.repos: dict[tuple[str, str], Repo] = {}
         self.unhandled: list[str] = []  # requests outside the supported API, for a test to report
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 -> bytes, as uploaded through the LFS batch API
+        self.lfs_uploads: list[tuple[str, str]] = []  # (repo_id, path) of every file a commit took from LFS
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -194,7 +213,7 @@ class LocalHub:
                 folder = prefix + "/".join(parts[:depth])
                 entries.setdefault(folder, _folder_entry(folder, commit.files))
             if recursive or len(parts) == 1:
-                entries[file_path] = _file_entry(file_path, commit.files[file_path])
+                entries[file_path] = commit.entry(file_path)
         return list(entries.values())
 
     def paths_info(self, repo: Repo, revision: str, paths: list[str]) -> list[dict]:
@@ -203,7 +222,7 @@ class LocalHub:
         for path in paths:
             path = path.strip("/")
             if path in commit.files:
-                found.append(_file_entry(path, commit.files[path]))
+                found.append(commit.entry(path))
             elif any(p.startswith(path + "/") for p in commit.files):
                 found.append(_folder_entry(path, commit.files))
         return found
@@ -215,9 +234,10 @@ class LocalHub:
         answers = []
         for file in payload["files"]:
             existing = commit.files.get(file["path"])
+            lfs = wants_lfs(file["path"], base64.b64decode(file.get("sample", "")), int(file.get("size", 0)))
             answers.append({
                 "path": file["path"],
-                "uploadMode": "regular",  # content goes inline in the commit: no LFS, no Xet
+                "uploadMode": "lfs" if lfs else "regular",
                 "shouldIgnore": False,
                 "oid": git_blob_sha1(existing) if existing is not None else None,
             })
@@ -236,25 +256,64 @@ class LocalHub:
             parent = repo.commits[repo.branches[revision]]
             if header.get("parentCommit") and not parent.oid.startswith(header["parentCommit"]):
                 raise HubError(412, f"parentCommit {header['parentCommit']} is not the head of {revision}")
-            files = dict(parent.files)
+            files, lfs = dict(parent.files), set(parent.lfs)
+            taken_from_lfs = []
             for line in lines[1:]:
                 key, value = line["key"], line["value"]
                 if key == "file":
                     files[value["path"]] = base64.b64decode(value["content"])
+                    lfs.discard(value["path"])
+                elif key == "lfsFile":
+                    data = self.lfs_objects.get(value["oid"])
+                    if data is None or value.get("algo", "sha256") != "sha256":
+                        raise HubError(400, f"LFS object {value['oid']} of {value['path']} was never uploaded")
+                    files[value["path"]] = data
+                    lfs.add(value["path"])
+                    taken_from_lfs.append((repo.repo_id, value["path"]))
                 elif key == "deletedFile":
                     if files.pop(value["path"], None) is None:
                         raise HubError(404, f"A file with this name doesn't exist: {value['path']}", "EntryNotFound")
                 elif key == "deletedFolder":
                     for path in [p for p in files if p.startswith(value["path"].rstrip("/") + "/")]:
                         del files[path]
-                else:  # lfsFile: this stand-in never answered uploadMode "lfs", so no client should send one
+                else:
                     raise HubError(400, f"commit operation {key!r} is not supported by the local hub")
             message = header["summary"] + ("\n\n" + header["description"] if header.get("description") else "")
-            new = Commit(_commit_oid(parent.oid, message, files), message, files, time.time())
+            new = Commit(_commit_oid(parent.oid, message, files), message, files, time.time(), frozenset(lfs & set(files)))
+            self.lfs_uploads += taken_from_lfs
             repo.commits[new.oid], repo.branches[revision] = new, new.oid
         prefix = URL_PREFIXES[repo.repo_type]
         return {"success": True, "commitOid": new.oid, "commitUrl": f"{self.url}/{prefix}{repo.repo_id}/commit/{new.oid}",
                 "pullRequestUrl": None}
+
+    def lfs_batch(self, user, repo: Repo, payload: dict) -> dict:
+        """The LFS batch API, basic transfer: where to PUT each object not stored yet, and where to verify it."""
+        self._check_can_write(user, repo.repo_id.split("/")[0])
+        if payload.get("operation") != "upload" or "basic" not in payload.get("transfers", ["basic"]):
+            raise HubError(400, "the local hub's LFS batch API takes uploads by basic transfer")
+        objects = []
+        for item in payload["objects"]:
+            answer = {"oid": item["oid"], "size": item["size"], "authenticated": True}
+            if item["oid"] not in self.lfs_objects:
+                answer["actions"] = {"upload": {"href": f"{self.url}/lfs-storage/{item['oid']}?size={item['size']}"},
+                                     "verify": {"href": f"{self.url}/lfs-verify/{item['oid']}"}}
+            objects.append(answer)
+        return {"transfer": "basic", "objects": objects}
+
+    def lfs_store(self, oid: str, query: dict, data: bytes) -> dict:
+        """The storage server's PUT: the bytes must hash to the oid the batch call announced."""
+        if hashlib.sha256(data).hexdigest() != oid or len(data) != int(query.get("size", ["-1"])[0]):
+            raise HubError(400, f"the uploaded bytes do not match LFS object {oid}")
+        with self.lock:
+            self.lfs_objects[oid] = data
+        return {}
+
+    def lfs_verify(self, user, oid: str, payload: dict) -> dict:
+        if user is None:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        if len(self.lfs_objects.get(oid, b"")) != payload.get("size") or payload.get("oid") != oid:
+            raise HubError(404, f"LFS object {oid} is not stored")
+        return {}
 
     def validate_yaml(self, payload: dict) -> dict:
         """The checks the Hub makes that matter here: the front matter parses, is a mapping, has a valid model-index."""
@@ -278,6 +337,8 @@ class LocalHub:
         if path not in commit.files:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound", headers)
         data = commit.files[path]
+        if path in commit.lfs:  # the Hub names an LFS file by its sha256, as its size, in X-Linked-* headers
+            headers.update({"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))})
         etag = f'"{git_blob_sha1(data)}"'
         return data, {**headers, "ETag": etag, "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
                       "Last-Modified": formatdate(commit.created_at, usegmt=True)}
@@ -332,15 +393,27 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
+    def do_PUT(self) -> None:  # the LFS storage upload only
+        self._dispatch()
+
     def _dispatch(self, send_body: bool = True) -> None:
         split = urlsplit(self.path)
         parts = [unquote(p) for p in split.path.strip("/").split("/")]
         query = parse_qs(split.query)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._read_body()
         try:
             user = self.hub.user_for(self.headers.get("Authorization"))
             if parts[0] == "api":
                 self._send_json(200, self._api(user, parts[1:], query, body))
+            elif self.command == "PUT" and len(parts) == 2 and parts[0] == "lfs-storage":
+                self._send_json(200, self.hub.lfs_store(parts[1], query, body))
+            elif self.command == "POST" and len(parts) == 2 and parts[0] == "lfs-verify":
+                self._send_json(200, self.hub.lfs_verify(user, parts[1], json.loads(body)))
+            elif self.command == "POST" and parts[-4:] == ["info", "lfs", "objects", "batch"] and parts[-5].endswith(".git"):
+                repo_type = REPO_TYPES[parts[0]] if parts[0] in ("datasets", "spaces") else "model"
+                name = "/".join(parts[-6:-4])[: -len(".git")]
+                repo = self.hub.find_repo(user, repo_type, name)
+                self._send_json(200, self.hub.lfs_batch(user, repo, json.loads(body)))
             elif self.command in ("GET", "HEAD"):
                 data, headers = self._download(user, parts)
                 self._send_file(data, headers, send_body)
@@ -351,6 +424,18 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if error.error_code:
                 headers["X-Error-Code"] = error.error_code
             self._send_json(error.status, error.body, headers, send_body)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":  # a streamed upload comes in chunks
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            chunk = self.rfile.read(size)
+            self.rfile.readline()  # the CRLF after each chunk
+            if size == 0:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _api(self, user, route: list[str], query: dict, body: bytes):
         """/api/... : `route` is the path after /api, split on '/' and unquoted."""
@@ -423,7 +508,14 @@ def _commit_oid(parent: str | None, message: str, files: dict[str, bytes]) -> st
     return hashlib.sha1(f"{parent}\n{message}\n{tree}\n{time.time_ns()}".encode()).hexdigest()
 
 
-def _file_entry(path: str, data: bytes) -> dict:
+def _file_entry(path: str, data: bytes, lfs: bool = False) -> dict:
+    entry = _plain_file_entry(path, data)
+    if lfs:  # the Hub lists an LFS file's sha256 and the size of its pointer file
+        entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+    return entry
+
+
+def _plain_file_entry(path: str, data: bytes) -> dict:
     return {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": path}
 
 
@@ -502,10 +594,12 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHubSess
             "HF_HUB_CACHE": str(cache_dir),
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_DISABLE_XET": "1",  # LFS, as the Hub takes it from clients without hf_xet; see the docstring
         }
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir))
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
         with use_endpoint(server.url):
             yield LocalHubSession(server, cache_dir, dict(os.environ))
         assert not server.unhandled, f"huggingface_hub called routes the local hub lacks: {server.unhandled}"

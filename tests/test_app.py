@@ -381,7 +381,9 @@ def test_hub_ids_in_the_spaces_variable_serve_and_score_like_run_folders(local_h
     served = catalog.models[f"{user}/app-vqvae"]
     assert served.dataset == "digits"  # from the repo's training_info.json
     images = generation.sample(served, "uniform", 20, seed=0)
-    scores = References(catalog.classifiers).score(served, images, seed=0, with_fid=True)
+    references = References(catalog.classifiers)
+    references.prepare(catalog.models.values())
+    scores = references.score(served, images, seed=0, with_fid=True)
     assert scores == fidelity_metrics(to_uint8(images), test_digits, metrics=("isc", "fid"),
                                       feature_extractor_weights_path=str(runs / "classifier"), seed=0)
 
@@ -392,15 +394,19 @@ def test_the_classifier_is_trained_for_the_models_own_dataset_when_none_is_liste
     asked = []
     monkeypatch.setattr(references_module, "trained_classifier_folder",
                         lambda dataset, resolution: asked.append((dataset, resolution)) or str(runs / "classifier"))
-    reference = References([]).for_model(catalog.models["vqvae"])
+    references = References([])
+    assert references.for_model(catalog.models["vqvae"]).classifier is None and not asked  # requests never prepare
+    references.prepare(catalog.models.values())  # as create_app does at startup
+    reference = references.for_model(catalog.models["vqvae"])
     assert asked == [("digits", RESOLUTION)]  # the digits are 8x8 natively: trained on the model's 16x16
     assert reference.classifier == str(runs / "classifier") and len(reference.test_images) == 180
     (tmp_path / "copy-without-info").mkdir()
     for name in ("config.json", "model.safetensors"):
         (tmp_path / "copy-without-info" / name).write_bytes((runs / "vqvae" / name).read_bytes())
     unknown = load_catalog(ModelSources([str(tmp_path / "copy-without-info")], "test")).models["copy-without-info"]
+    references.prepare([unknown])
     with pytest.raises(ScoringUnavailable, match="its run names no dataset.*evaluation.train_classifier"):
-        References([]).score(unknown, torch.zeros(10, 1, RESOLUTION, RESOLUTION), seed=0, with_fid=False)
+        references.score(unknown, torch.zeros(10, 1, RESOLUTION, RESOLUTION), seed=0, with_fid=False)
 
 
 def test_the_space_installs_every_dependency_but_gradio():

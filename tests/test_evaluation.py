@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from evaluation.fidelity import INCEPTION, check_inception_weights, fidelity_metrics, inception_score
+from evaluation.fidelity import INCEPTION, fidelity_metrics, inception_score, inception_weights
 from evaluation.likelihood import codebook_statistics, vae_likelihoods
 from evaluation.report import COLUMNS, parse_table
 from evaluation.train_classifier import trained_classifier_folder
@@ -87,13 +87,17 @@ def made_up_inception_weights(path: str) -> None:
     torch.save(network.state_dict(), path)
 
 
-def test_inception_v3_path_runs_end_to_end_with_a_local_weights_file(tmp_path):
+def test_inception_v3_path_runs_end_to_end_with_a_local_weights_file(tmp_path, monkeypatch):
     weights = str(tmp_path / "inception.pth")
     made_up_inception_weights(weights)
     digits = load_image_data("digits")
-    scores = fidelity_metrics(
-        digits.test_images[:5], digits.train_images[:5], feature_extractor=INCEPTION, feature_extractor_weights_path=weights
-    )
+    loads, torch_load = [], torch.load  # every torch.load of the file, as called: by us only, once, weights only
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(kwargs.get("weights_only")) or torch_load(*args, **kwargs))
+    for _ in range(2):
+        scores = fidelity_metrics(
+            digits.test_images[:5], digits.train_images[:5], feature_extractor=INCEPTION, feature_extractor_weights_path=weights
+        )
+    assert loads == [True]
     assert set(scores) == {"is", "is_std", "fid", "kid", "kid_std", "precision", "recall"}
     assert all(math.isfinite(value) for value in scores.values())
     assert scores["is"] >= 1.0
@@ -105,9 +109,9 @@ def test_inception_weights_holding_code_are_refused(tmp_path):
     path = str(tmp_path / "weights.pth")
     torch.save({"weights": torch.zeros(1), "not a tensor": AE}, path)  # a class: unpickling it imports code
     with pytest.raises(ValueError, match="more than tensors"):
-        check_inception_weights(path)
+        inception_weights(path)
     with pytest.raises(FileNotFoundError, match="no such file"):
-        check_inception_weights(str(tmp_path / "missing.pth"))
+        inception_weights(str(tmp_path / "missing.pth"))
 
 
 def test_importance_weighted_bound_lies_above_the_elbo_which_matches_the_analytic_one():

@@ -7,6 +7,7 @@ at it, so the real push (create_repo, preupload, commit) and the real download (
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import math
@@ -449,3 +450,31 @@ def test_push_refuses_a_broken_run_or_a_prior_naming_a_local_vqvae(local_hub, tm
     prior.save_pretrained(tmp_path / "prior")
     with pytest.raises(ValueError, match="names its vqvae by the local folder"):
         push_run_folder(tmp_path / "prior", f"{USER}/prior")
+
+
+# --- last: what every test of this module pushed ---
+
+
+def test_pushed_files_hold_no_local_paths_and_weights_go_through_lfs(pushed, local_hub, digits, tmp_path):  # noqa: F811
+    # A run whose records name local paths, as the stage-2 script's codes cache and a local dataset folder do.
+    folder = write_run(AE(**CONFIGS["ae"]), tmp_path / "ae", digits, torch.zeros(4, 1, 8, 8), {})
+    info = json.loads((folder / "training_info.json").read_text())
+    info.update(dataset={"source": str(tmp_path / "data" / "mnist")}, codes_cache_file=str(tmp_path / "codes" / "c.pt"),
+                train_data_dir=f"imagefolder:{tmp_path / 'images'}")
+    (folder / "training_info.json").write_text(json.dumps(info))
+    push_run_folder(folder, f"{USER}/paths-ae")
+    pushed_info = json.loads(local_hub.server.files(f"{USER}/paths-ae")["training_info.json"])
+    assert pushed_info["dataset"]["source"] == "local:mnist" and pushed_info["codes_cache_file"] == "local:c.pt"
+
+    local_places = {str(tmp_path.parents[1]), str(REPO), os.path.expanduser("~"), os.getcwd(), "/tmp/"}
+    for (_, repo_id), repo in local_hub.server.repos.items():
+        for path, data in repo.resolve("main").files.items():
+            text = data.decode("latin-1")
+            leaks = [place for place in local_places if place in text]
+            assert not leaks, f"{repo_id}/{path} names local paths {leaks}"
+    for repo_id, _, _ in pushed.values():  # the weights went through the LFS batch API, the config inline
+        assert (repo_id, "model.safetensors") in local_hub.server.lfs_uploads
+        assert (repo_id, "config.json") not in local_hub.server.lfs_uploads
+    assert (f"{USER}/digits-vqvae-pixelcnn", "samples.png") in local_hub.server.lfs_uploads  # binary: LFS too
+    lfs_entry = HfApi().get_paths_info(f"{USER}/digits-vqvae", ["model.safetensors"])[0].lfs
+    assert lfs_entry.sha256 == hashlib.sha256(local_hub.server.files(f"{USER}/digits-vqvae")["model.safetensors"]).hexdigest()
