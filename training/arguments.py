@@ -12,12 +12,23 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                             "folder in the Hub's parquet layout (../shared/data/mnist), or 'digits' (scikit-learn's "
                             "bundled 8x8 digits, offline; the default).")
     group.add_argument("--train_data_dir", default=None,
-                       help="A local image folder (one subfolder per class), read with datasets' imagefolder. "
-                            "Takes precedence over --dataset_name.")
+                       help="A local folder of training images (one subfolder per class), read with datasets' "
+                            "imagefolder. Takes precedence over --dataset_name. Without --test_data_dir, a test split "
+                            "is cut from it (seeded by --seed), or taken from its train/ and test/ subfolders if it has them.")
+    group.add_argument("--test_data_dir", default=None,
+                       help="A local folder of test images, laid out as --train_data_dir (the same class subfolders).")
     group.add_argument("--image_column", default=None, help="Image column; found by its feature type when not given.")
     group.add_argument("--label_column", default=None, help="Label column; found by its feature type when not given.")
     group.add_argument("--resolution", type=int, default=None,
                        help="Resize every image to this square size (default: the dataset's own size).")
+    group.add_argument("--center_crop", action="store_true",
+                       help="With --resolution: resize the shorter side to it and cut the middle square (keeps the "
+                            "aspect ratio); without, images are squashed to the square.")
+    group.add_argument("--random_flip", action="store_true",
+                       help="Mirror training images left-right at random (photos; not for digits or text).")
+    group.add_argument("--image_mode", default=None, choices=["L", "RGB"],
+                       help="Convert every image to this mode (default: the mode of most training images; the "
+                            "number converted is printed).")
     group.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N training images.")
     group.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
 
