@@ -28,8 +28,7 @@ from stage2_prior.train import main as train_prior
 
 CIFAR10 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "cifar10")
 # The README's CIFAR-10 recipe (section "Colour images"): 32x32 -> 8x8 codes, K=512.
-VQVAE_RECIPE = ["--hidden_channels", "64", "128", "--downsampling_factor", "4", "--num_res_blocks", "1",
-                "--num_embeddings", "512", "--embedding_dim", "64", "--likelihood", "gaussian", "--random_flip"]
+VQVAE_RECIPE = ["--downsampling_factor", "4", "--num_embeddings", "512", "--likelihood", "gaussian", "--random_flip"]
 PRIOR_RECIPE = ["--hidden_channels", "128", "--num_layers", "12"]
 
 
@@ -40,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_train_steps", type=int, default=600, help="VQ-VAE optimizer steps.")
     parser.add_argument("--train_batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--hidden_channels", type=int, nargs="+", default=[64, 128], help="VQ-VAE widths per level.")
+    parser.add_argument("--num_res_blocks", type=int, default=2, help="VQ-VAE residual blocks per level.")
+    parser.add_argument("--embedding_dim", type=int, default=64, help="VQ-VAE code vector size.")
     parser.add_argument("--prior_epochs", type=int, default=2, help="PixelCNN epochs over the training codes (0: none).")
     parser.add_argument("--num_test_images", type=int, default=2000, help="Test images the PSNR is measured on.")
     parser.add_argument("--seed", type=int, default=0)
@@ -67,6 +69,8 @@ def main(argv=None) -> None:
 
     started = time.time()
     train_stage1(["--model", "vqvae", "--dataset_name", args.dataset_name, *VQVAE_RECIPE, *common,
+                  "--hidden_channels", *map(str, args.hidden_channels), "--num_res_blocks", str(args.num_res_blocks),
+                  "--embedding_dim", str(args.embedding_dim),
                   "--max_eval_samples", str(args.num_test_images), "--max_train_steps", str(args.max_train_steps),
                   "--train_batch_size", str(args.train_batch_size), "--learning_rate", str(args.learning_rate),
                   "--output_dir", vqvae_dir])

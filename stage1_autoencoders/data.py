@@ -215,7 +215,7 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
 
 
-def test_images_from_every_class(data: ImageData, count: int) -> torch.Tensor:
+def images_from_every_class(data: ImageData, count: int) -> torch.Tensor:
     """`count` test images (uint8) taking each class in turn, so that a figure of a class-sorted folder shows every
     class, not the first one only; the first `count` where there are no labels."""
     if data.test_labels is None:
@@ -259,7 +259,7 @@ def _decoded_images(train_split, test_split, image_column, resolution, center_cr
     raw_test = _raw_images(test_split, image_column, source, "test")
     modes = Counter(_mode_group(image.mode) for image, _ in raw_train)
     mode = image_mode or max(IMAGE_MODES, key=lambda m: (modes[m], m == "RGB"))
-    converted = Counter(image.mode for image, _ in raw_train + raw_test if _mode_group(image.mode) != mode)
+    converted = Counter(image.mode for image, _ in raw_train + raw_test if image.mode != mode)
     if converted:
         print(f"{source}: converted {sum(converted.values())} of {len(raw_train) + len(raw_test)} images to {mode} "
               f"(their modes: {dict(converted)}){'' if image_mode else '; --image_mode sets the mode'}.")

@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from stage1_autoencoders import MODELS
-from stage1_autoencoders.data import load_image_data, random_flip, test_images_from_every_class, to_float
+from stage1_autoencoders.data import load_image_data, random_flip, images_from_every_class, to_float
 from stage1_autoencoders.likelihoods import LIKELIHOODS, choose_likelihood
 from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
@@ -224,7 +224,7 @@ def main(argv=None) -> None:
         if accelerator.is_main_process:
             progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         if accelerator.is_main_process:
-            save_epoch_images(accelerator.unwrap_model(model), test_images_from_every_class(data, 32), os.path.join(args.output_dir, "samples"), epoch, args.seed)
+            save_epoch_images(accelerator.unwrap_model(model), images_from_every_class(data, 32), os.path.join(args.output_dir, "samples"), epoch, args.seed)
         if global_step >= max_train_steps:
             break
 
@@ -233,7 +233,7 @@ def main(argv=None) -> None:
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         final.save_pretrained(args.output_dir)
-        save_final_samples(final, test_images_from_every_class(data, 64), args.output_dir, args.seed)
+        save_final_samples(final, images_from_every_class(data, 64), args.output_dir, args.seed)
         metrics["weights_checksum_per_rank"] = checksums
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=args.model,
                             dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images))
