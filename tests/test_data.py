@@ -223,3 +223,46 @@ def test_cifar10_in_the_hubs_layout():
     # CIFAR-10's per-channel means are about (0.49, 0.48, 0.45).
     means = data.train_images.float().mean((0, 2, 3)) / 255
     assert torch.allclose(means, torch.tensor([0.49, 0.48, 0.45]), atol=0.04)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR10.is_dir(), reason="CIFAR-10 is not at ../shared/data/cifar10")
+def test_cifar10_folders_run_end_to_end_and_later_steps_reuse_the_runs_data(tmp_path, monkeypatch):
+    """CIFAR-10 images as PNG folders (train/ and test/, a subfolder per class), RGB through stage 1 (an 8x8 grid of
+    codes) and stage 2 (class-conditional) with no data flag repeated, and the evaluation's loading of the test split."""
+    from evaluation.evaluate import ModelGroup, load_test_split
+    from stage1_autoencoders import VQVAE
+    from stage1_autoencoders.train import main as train_stage1
+    from stage2_prior.stage1_runs import training_dataset
+    from stage2_prior.train import main as train_prior
+
+    monkeypatch.setenv("TWOSTAGE_CACHE", str(tmp_path / "cache"))
+    cifar = load_image_data(str(CIFAR10), max_train_samples=240, max_test_samples=60)
+    for split, images, labels in (("train", cifar.train_images, cifar.train_labels), ("test", cifar.test_images, cifar.test_labels)):
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = tmp_path / split / f"class{label.item()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{index}.png")
+
+    run = tmp_path / "vqvae"
+    train_stage1(["--model", "vqvae", "--train_data_dir", str(tmp_path / "train"), "--test_data_dir", str(tmp_path / "test"),
+                  "--hidden_channels", "16", "32", "--downsampling_factor", "4", "--num_embeddings", "64", "--embedding_dim", "8",
+                  "--random_flip", "--train_batch_size", "32", "--max_train_steps", "4", "--checkpointing_steps", "1000",
+                  "--output_dir", str(run)])
+    vqvae = VQVAE.from_pretrained(str(run))
+    assert vqvae.in_channels == 3 and tuple(vqvae.latent_grid_size) == (8, 8) and vqvae.likelihood == "gaussian"
+    recorded = json.loads((run / "training_info.json").read_text())["dataset"]
+    assert recorded["test_data_dir"] == str(tmp_path / "test") and recorded["label_column"] == "label"
+
+    prior = tmp_path / "pixelcnn"
+    train_prior(["--vqvae", str(run), "--conditional", "--hidden_channels", "8", "--num_layers", "2", "--max_train_steps", "3",
+                 "--checkpointing_steps", "1000", "--output_dir", str(prior)])
+    info = json.loads((prior / "training_info.json").read_text())
+    assert info["dataset"]["train_data_dir"] == str(tmp_path / "train") and info["dataset"]["test_data_dir"] == str(tmp_path / "test")
+    assert info["num_train_images"] == 240 and info["num_test_images"] == 60
+    assert info["codes_cache_file"].startswith(str(tmp_path / "cache"))  # the one cache root
+
+    # The evaluation and the app name the data by training_dataset(run): the same test images, with no flag.
+    test_split, resolution = load_test_split(training_dataset(str(run), None), [ModelGroup("vq", str(run), vqvae)], None)
+    assert resolution is None and len(test_split.test_images) == 60
+    assert torch.equal(test_split.test_images.sum(0), cifar.test_images.sum(0))  # the same images (folder order aside)
