@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from stage1_autoencoders import MODELS
 from stage1_autoencoders.data import load_image_data, random_flip, images_from_every_class, to_float
-from stage1_autoencoders.likelihoods import LIKELIHOODS, choose_likelihood
+from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
 from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import resolve_checkpoint, save_checkpoint
@@ -217,6 +217,8 @@ def main(argv=None) -> None:
                 break
 
         metrics = evaluate(model, test_loader, accelerator)
+        bits = bits_per_dim(metrics["test/reconstruction"], data.test_images[0].numel(), accelerator.unwrap_model(model).likelihood)
+        metrics.update({} if bits is None else {"test/reconstruction_bits_per_dim": bits})  # -log2 p(x|z) per 8-bit value
         if code_counts is not None:
             metrics.update(codebook_statistics(accelerator.reduce(code_counts, "sum"), prefix="train/"))
         metrics["epoch"] = epoch
