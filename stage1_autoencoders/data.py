@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -153,7 +154,12 @@ def dataset_reference(info: dict) -> str:
     the same test split, else the recorded settings as JSON (which load_image_data reads back). A record written
     before the settings were recorded gives its source, as it always did."""
     if "seed" not in info:
-        return info["source"]
+        source = info["source"]
+        if source.startswith("imagefolder:"):  # a folder run recorded before the settings were: its folder and seed
+            split = re.search(r"test_size=([0-9.]+), seed=(\d+)", info.get("test_split", ""))
+            return json.dumps({"train_data_dir": source[len("imagefolder:"):], "test_fraction": float(split[1]) if split else 0.1,
+                               "seed": int(split[2]) if split else 0})
+        return source
     by_name_alone = (
         info.get("train_data_dir") is None and not info.get("center_crop") and info.get("image_mode") is None
         and (info.get("own_test_split") or (info["seed"] == 0 and info.get("test_fraction") == 0.1))
@@ -283,7 +289,10 @@ def _read_cache(path: str, num_train: int, num_test: int) -> dict | None:
         return {**tensors, **metadata}
     except Exception as error:  # any damage (truncated, not safetensors, wrong content) means: decode again
         warnings.warn(f"The decoded-data cache {path} is damaged ({error}); decoding the images again.", stacklevel=3)
-        os.remove(path)
+        try:
+            os.remove(path)
+        except FileNotFoundError:  # another process removed it first
+            pass
         return None
 
 

@@ -141,6 +141,15 @@ def test_a_seeded_split_is_reloaded_with_its_own_seed_whatever_the_caller_passes
     assert torch.equal(load_image_data(dataset_reference(digits_seed_3.info)).test_labels, digits_seed_3.test_labels)
 
 
+def test_a_folder_run_recorded_before_the_settings_were_loads_back(tmp_path):
+    # Such runs recorded {"source": "imagefolder:PATH"}, which no later step could load (issue 13).
+    write_imagefolder(tmp_path / "images", [(8, "L")] * 20)
+    data = load_image_data(None, train_data_dir=str(tmp_path / "images"), test_fraction=0.2, seed=4)
+    old_record = {"source": f"imagefolder:{tmp_path / 'images'}", "image_column": "image", "label_column": "label",
+                  "test_split": "seeded split of 'train': test_size=0.2, seed=4"}
+    assert torch.equal(load_image_data(dataset_reference(old_record)).test_images, data.test_images)
+
+
 def test_a_recorded_dataset_is_checked_before_anything_is_read():
     with pytest.raises(ValueError, match="seed is 'x'"):
         load_image_data(json.dumps({"dataset_name": "digits", "seed": "x"}))
