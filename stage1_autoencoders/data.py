@@ -23,7 +23,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from stage1_autoencoders.cache import cache_dir, cache_root  # noqa: F401  (cache_root: the one root, re-exported)
+from stage1_autoencoders.cache import cache_dir
 
 DIGITS = "digits"
 IMAGE_MODES = ("L", "RGB")

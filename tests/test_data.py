@@ -1,7 +1,6 @@
 """Data loading from every source the training scripts accept, and a clear error for each kind of bad data."""
 
 import json
-import os
 import subprocess
 import sys
 import warnings
