@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from stage1_autoencoders import MODELS
-from stage1_autoencoders.data import load_image_data, random_flip, images_from_every_class, to_float
+from stage1_autoencoders.data import images_from_every_class, load_image_data, random_flip, to_float
 from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
 from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader

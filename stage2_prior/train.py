@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="Where encoded code grids are cached ('' to encode without caching); default under $TWOSTAGE_CACHE or ~/.cache/twostage.")
     model.add_argument("--encode_batch_size", type=int, default=256, help="Batch size per device for encoding.")
     model.add_argument("--sampling_temperature", type=float, default=1.0, help="Temperature of the saved sample grids.")
-    add_data_arguments(parser)
+    add_data_arguments(parser, from_stage1_run=True)
     add_training_arguments(parser, default_output_dir="runs/pixelcnn")
     # By default, the dataset the VQ-VAE was trained on (its training_info.json names it).
     parser.set_defaults(dataset_name=None)
