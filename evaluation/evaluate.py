@@ -35,7 +35,7 @@ from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
 from hub import TwoStageGenerator, from_pretrained
 from hub.auto import MODELS as HUB_MODELS
-from stage1_autoencoders.data import ImageData, load_image_data
+from stage1_autoencoders.data import ImageData, images_from_every_class, load_image_data, spread_over_classes
 from stage2_prior.sampling import decode_codes, sample_uniform_codes
 from stage2_prior.stage1_runs import training_dataset
 
@@ -206,12 +206,12 @@ def model_figures(group: ModelGroup, data: ImageData, figure_dir: str, args) -> 
         return os.path.join(figure_dir, f"{name}-{kind}.png")
 
     count = min(args.tsne_points, len(data.test_images))
-    labels = data.test_labels[:count] if data.test_labels is not None else None
-    figures.latent_scatter(model, data.test_images[:count], labels, path("latents"), name, seed=args.seed)
+    index = spread_over_classes(data.test_labels, count) if data.test_labels is not None else torch.arange(count)
+    figures.latent_scatter(model, data.test_images[index], None if data.test_labels is None else data.test_labels[index], path("latents"), name, seed=args.seed)
     made[f"{name}: test latents by label"] = path("latents")
     pairs = min(4, len(data.test_images) // 2)
     if model.model_type == "vqvae":
-        figures.save_grid(figures.vqvae_figure(model, data.test_images[:8]), path("codes"), nrow=min(8, len(data.test_images)))
+        figures.save_grid(figures.vqvae_figure(model, images_from_every_class(data, 8)), path("codes"), nrow=min(8, len(data.test_images)))
         made[f"{name}: originals, reconstructions, code-index maps"] = path("codes")
     else:
         start, end = data.test_images[:pairs], data.test_images[pairs : 2 * pairs]

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from evaluation.classifier import Classifier
 from stage1_autoencoders.data import ImageData, load_image_data, to_float
+from stage1_autoencoders.cache import cache_root
 
 # min_train_steps: small sets (sklearn's 1,617 digits are 6 batches an epoch) get more epochs, not a weak classifier.
 TRAINING_DEFAULTS = {
@@ -133,7 +134,7 @@ def save_classifier(model: Classifier, metrics: dict, data: ImageData, settings:
 
 
 def default_cache_dir() -> str:
-    return os.environ.get("TWOSTAGE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "twostage"))
+    return cache_root()
 
 
 def trained_classifier_folder(

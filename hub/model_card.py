@@ -162,7 +162,7 @@ def _description(config: dict) -> str:
     model_type = config.get("model_type", "")
     values = dict(config)
     if model_type == "vqvae":
-        side = config["image_size"] // 2 ** len(config["hidden_channels"])
+        side = config["image_size"] // (config.get("downsampling_factor") or 2 ** len(config["hidden_channels"]))
         values["grid"] = f"{side}×{side}"
         values["codebook_rule"] = (
             f"by exponential moving averages (decay {config['ema_decay']})" if config.get("ema_decay") else "by a codebook loss"

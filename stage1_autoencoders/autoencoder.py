@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from hub import HubModel
-from stage1_autoencoders.likelihoods import check_likelihood, reconstruction_nll
+from stage1_autoencoders.likelihoods import check_likelihood, decoder_channels, reconstruction_mean, reconstruction_nll
 from stage1_autoencoders.networks import ConvDecoder, ConvEncoder, latent_grid_side
 from stage1_autoencoders.outputs import AutoencoderOutput
 
@@ -29,18 +29,20 @@ class AE(HubModel):
         latent_dim: int = 16,
         likelihood: str = "bernoulli",
         observation_std: float = 0.1,
+        downsampling_factor: int | None = None,
+        num_res_blocks: int = 1,
     ):
         super().__init__()
         self.image_size, self.in_channels, self.latent_dim = image_size, in_channels, latent_dim
         self.likelihood, self.observation_std = check_likelihood(likelihood), observation_std
         hidden_channels = tuple(hidden_channels)
-        side = latent_grid_side(image_size, hidden_channels)
+        side = latent_grid_side(image_size, hidden_channels, downsampling_factor)
         self.feature_shape = (hidden_channels[-1], side, side)
         features = hidden_channels[-1] * side * side
-        self.encoder = ConvEncoder(in_channels, hidden_channels)
+        self.encoder = ConvEncoder(in_channels, hidden_channels, downsampling_factor, num_res_blocks)
         self.to_latent = nn.Linear(features, self.latent_head_size())
         self.from_latent = nn.Linear(latent_dim, features)
-        self.decoder = ConvDecoder(in_channels, hidden_channels)
+        self.decoder = ConvDecoder(decoder_channels(likelihood, in_channels), hidden_channels, downsampling_factor, num_res_blocks)
 
     def latent_head_size(self) -> int:
         return self.latent_dim
@@ -60,7 +62,7 @@ class AE(HubModel):
         return self.decoder(self.from_latent(z).view(-1, *self.feature_shape))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(z))
+        return reconstruction_mean(self.decode_logits(z), self.likelihood)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.embed(x))

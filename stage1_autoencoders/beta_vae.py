@@ -26,8 +26,11 @@ class BetaVAE(VAE):
         kl_warmup_steps: int = 0,
         capacity_max: float = 0.0,
         capacity_steps: int = 0,
+        downsampling_factor: int | None = None,
+        num_res_blocks: int = 1,
     ):
-        super().__init__(image_size, in_channels, hidden_channels, latent_dim, likelihood, observation_std)
+        super().__init__(image_size, in_channels, hidden_channels, latent_dim, likelihood, observation_std,
+                         downsampling_factor, num_res_blocks)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}.")
         self.beta, self.kl_warmup_steps = beta, kl_warmup_steps

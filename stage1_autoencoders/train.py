@@ -23,7 +23,8 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
 
 from stage1_autoencoders import MODELS
-from stage1_autoencoders.data import load_image_data, to_float
+from stage1_autoencoders.data import images_from_every_class, load_image_data, random_flip, to_float
+from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader, rank_slice
 from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
@@ -40,10 +41,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, choices=sorted(MODELS), help="Which autoencoder to train.")
     model = parser.add_argument_group("model")
     model.add_argument("--hidden_channels", type=int, nargs="+", default=[32, 64],
-                       help="Channels per encoder level; each level halves the image side.")
+                       help="Channels per encoder level (a conv and --num_res_blocks residual blocks each).")
+    model.add_argument("--downsampling_factor", type=int, default=None,
+                       help="How much the encoder shrinks the image side (a power of two; 32x32 with 4 gives an 8x8 "
+                            "code grid). Default: 2 per --hidden_channels level.")
+    model.add_argument("--num_res_blocks", type=int, default=1, help="Residual blocks per level.")
     model.add_argument("--latent_dim", type=int, default=16, help="AE / VAE / β-VAE latent size.")
-    model.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"],
-                       help="Reconstruction likelihood: Bernoulli for images in [0, 1], or Gaussian (MSE).")
+    model.add_argument("--likelihood", default="auto", choices=["auto", *LIKELIHOODS],
+                       help="Reconstruction likelihood: Bernoulli (near-binary grey images), Gaussian with std "
+                            "--observation_std (MSE), or PixelCNN++'s discretized logistic (bits/dim as the literature's "
+                            "for 8-bit images). auto: Bernoulli for near-binary grey images, Gaussian otherwise "
+                            "(printed, and recorded in config.json).")
+    model.add_argument("--observation_std", type=float, default=0.1,
+                       help="Gaussian likelihood: the std of each pixel value, on the [0, 1] scale.")
     model.add_argument("--beta", type=float, default=4.0, help="β-VAE: weight of the KL term.")
     model.add_argument("--kl_warmup_steps", type=int, default=0, help="β-VAE: ramp β up linearly over N steps.")
     model.add_argument("--capacity_max", type=float, default=0.0,
@@ -75,7 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 # A resumed run must have the checkpoint's values of the flags that define its model and objective (those the
 # model's config holds, the likelihood and β among them), its data and its seed. The others (learning rate, steps,
 # checkpointing, evaluation) may change, and are honoured.
-DATA_FLAGS = ("dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples")
+DATA_FLAGS = ("dataset_name", "train_data_dir", "test_data_dir", "image_column", "label_column", "resolution",
+              "center_crop", "image_mode", "max_train_samples")
 
 
 def run_defining_flags(args, model) -> dict:
@@ -83,9 +94,10 @@ def run_defining_flags(args, model) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
-def build_model(args, image_size: int, channels: int):
+def build_model(args, image_size: int, channels: int, likelihood: str | None = None):
     common = dict(image_size=image_size, in_channels=channels, hidden_channels=tuple(args.hidden_channels),
-                  likelihood=args.likelihood)
+                  likelihood=likelihood or args.likelihood, observation_std=args.observation_std,
+                  downsampling_factor=args.downsampling_factor, num_res_blocks=args.num_res_blocks)
     if args.model == "vqvae":
         return MODELS["vqvae"](**common, num_embeddings=args.num_embeddings, embedding_dim=args.embedding_dim,
                                commitment_cost=args.commitment_cost, ema_decay=args.ema_decay,
@@ -97,10 +109,11 @@ def build_model(args, image_size: int, channels: int):
 
 
 def train_step(accelerator, model, optimizer, scheduler, images: torch.Tensor, memory_format, max_grad_norm: float,
-                step: int, output_dir: str):
+                step: int, output_dir: str, flip: bool = False):
     """One micro-batch of stage-1 training: (loss mean over ranks, the model's output)."""
     def forward():
-        out = model(to_float(images).contiguous(memory_format=memory_format), step=step)
+        x = random_flip(to_float(images)) if flip else to_float(images)
+        out = model(x.contiguous(memory_format=memory_format), step=step)
         return out.loss, out
     return training_step(accelerator, model, optimizer, scheduler, forward, max_grad_norm, step, output_dir)
 
@@ -160,9 +173,14 @@ def main(argv=None) -> None:
 
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
                            args.resolution, seed=args.seed, max_train_samples=args.max_train_samples,
-                           max_test_samples=args.max_eval_samples)
+                           max_test_samples=args.max_eval_samples, test_data_dir=args.test_data_dir,
+                           center_crop=args.center_crop, image_mode=args.image_mode)
+    likelihood = args.likelihood
+    if likelihood == "auto":
+        likelihood, reason = choose_likelihood(data.train_images[:10000])
+        accelerator.print(f"likelihood: {likelihood} ({reason}; --likelihood sets it)")
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = build_model(args, data.resolution, data.channels).to(memory_format=memory_format)
+    model = build_model(args, data.resolution, data.channels, likelihood).to(memory_format=memory_format)
     labels_or_index = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
     train_loader = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
     test_labels = data.test_labels if data.test_labels is not None else torch.zeros(len(data.test_images), dtype=torch.long)
@@ -208,7 +226,7 @@ def main(argv=None) -> None:
             if global_step >= max_train_steps:  # a run resumed from its final checkpoint trains no further
                 break
             loss, out = train_step(accelerator, model, optimizer, scheduler, images, memory_format, args.max_grad_norm,
-                                   global_step, args.output_dir)
+                                   global_step, args.output_dir, args.random_flip)
             if out.code_counts is not None:
                 code_counts = out.code_counts if code_counts is None else code_counts + out.code_counts
             if not accelerator.sync_gradients:
@@ -228,13 +246,15 @@ def main(argv=None) -> None:
                 break
 
         metrics = evaluate(accelerator.unwrap_model(model), test_loader, accelerator)
+        bits = bits_per_dim(metrics["test/reconstruction"], data.test_images[0].numel(), accelerator.unwrap_model(model).likelihood)
+        metrics.update({} if bits is None else {"test/reconstruction_bits_per_dim": bits})  # -log2 p(x|z) per 8-bit value
         if code_counts is not None:
             metrics.update(codebook_statistics(accelerator.reduce(code_counts, "sum"), prefix="train/"))
         metrics["epoch"] = epoch
         accelerator.log(metrics, step=global_step)
         progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         if accelerator.is_main_process:
-            save_epoch_images(accelerator.unwrap_model(model), data.test_images, os.path.join(args.output_dir, "samples"), epoch, args.seed)
+            save_epoch_images(accelerator.unwrap_model(model), images_from_every_class(data, 32), os.path.join(args.output_dir, "samples"), epoch, args.seed)
         if global_step >= max_train_steps:
             break
 
@@ -245,7 +265,7 @@ def main(argv=None) -> None:
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         final.save_pretrained(args.output_dir)
-        save_final_samples(final, data.test_images, args.output_dir, args.seed)
+        save_final_samples(final, images_from_every_class(data, 64), args.output_dir, args.seed)
         metrics["weights_checksum_per_rank"] = checksums
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=args.model,
                             dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images),

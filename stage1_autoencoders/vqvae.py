@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hub import HubModel
-from stage1_autoencoders.likelihoods import check_likelihood, reconstruction_nll
+from stage1_autoencoders.likelihoods import check_likelihood, decoder_channels, reconstruction_mean, reconstruction_nll
 from stage1_autoencoders.networks import ConvDecoder, ConvEncoder, latent_grid_side
 from stage1_autoencoders.outputs import AutoencoderOutput
 from stage1_autoencoders.vector_quantizer import VectorQuantizer
@@ -34,19 +34,21 @@ class VQVAE(HubModel):
         dead_code_threshold: float = 1.0,
         likelihood: str = "bernoulli",
         observation_std: float = 0.1,
+        downsampling_factor: int | None = None,
+        num_res_blocks: int = 1,
     ):
         super().__init__()
         self.image_size, self.in_channels = image_size, in_channels
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.likelihood, self.observation_std = check_likelihood(likelihood), observation_std
         hidden_channels = tuple(hidden_channels)
-        side = latent_grid_side(image_size, hidden_channels)
+        side = latent_grid_side(image_size, hidden_channels, downsampling_factor)
         self.latent_grid_size = (side, side)
-        self.encoder = ConvEncoder(in_channels, hidden_channels)
+        self.encoder = ConvEncoder(in_channels, hidden_channels, downsampling_factor, num_res_blocks)
         self.pre_quantization = nn.Conv2d(hidden_channels[-1], embedding_dim, 1)
         self.quantizer = VectorQuantizer(num_embeddings, embedding_dim, commitment_cost, ema_decay, kmeans_init, dead_code_threshold)
         self.post_quantization = nn.Conv2d(embedding_dim, hidden_channels[-1], 1)
-        self.decoder = ConvDecoder(in_channels, hidden_channels)
+        self.decoder = ConvDecoder(decoder_channels(likelihood, in_channels), hidden_channels, downsampling_factor, num_res_blocks)
 
     def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
         return self.pre_quantization(self.encoder(x))
@@ -64,7 +66,7 @@ class VQVAE(HubModel):
         return self.decoder(self.post_quantization(quantized))
 
     def decode(self, quantized: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(quantized))
+        return reconstruction_mean(self.decode_logits(quantized), self.likelihood)
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Code indices (B, h, w) -> images in [0, 1]."""

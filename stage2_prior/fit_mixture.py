@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--push_to_hub", action="store_true", help="Push the fitted prior to --hub_model_id.")
     parser.add_argument("--hub_model_id", default=None)
     parser.add_argument("--hub_private", action="store_true")
-    add_data_arguments(parser)
+    add_data_arguments(parser, from_stage1_run=True)
     # By default, the dataset the autoencoder was trained on (its training_info.json names it).
     parser.set_defaults(dataset_name=None)
     args = parser.parse_args(argv)

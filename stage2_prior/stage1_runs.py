@@ -8,7 +8,7 @@ import os
 from hub.auto import model_class
 from hub.files import model_file, pinned_reference, read_config
 from hub.model_card import TRAINING_INFO_NAME
-from stage1_autoencoders.data import ImageData, load_image_data
+from stage1_autoencoders.data import ImageData, dataset_reference, load_image_data
 
 
 def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tuple[str, ...], flag: str, hint: str):
@@ -21,30 +21,47 @@ def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tu
 
 
 def training_dataset(name_or_path: str, revision: str | None) -> str | None:
-    """The dataset a stage-1 run was trained on, from its training_info.json, or None if it does not say."""
+    """The data a stage-1 run was trained on, named so that load_image_data loads the same images and test split
+    (data.dataset_reference), from its training_info.json; None if it does not say."""
+    recorded = recorded_data(name_or_path, revision)
+    return None if recorded is None else dataset_reference(recorded)
+
+
+def recorded_data(name_or_path: str, revision: str | None) -> dict | None:
+    """training_info.json's "dataset" record of a stage-1 run, or None if there is none."""
     try:
         path = model_file(name_or_path, TRAINING_INFO_NAME, revision)
         if os.path.getsize(path) > 2**20:  # a run's records take a few kilobytes; more is not a training_info.json
             return None
         with open(path) as file:
-            source = json.load(file)["dataset"]["source"]
+            recorded = json.load(file)["dataset"]
     except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
         return None
-    return source if isinstance(source, str) else None  # the file is data: anything but a name is no answer
+    # The file is data: anything but a record naming its source is no answer.
+    return recorded if isinstance(recorded, dict) and isinstance(recorded.get("source"), str) else None
 
 
 def load_data_for(model, args, stage1_source: str, revision: str | None) -> ImageData:
-    """The dataset named by the flags (by default the stage-1 run's own), at the model's image size."""
-    dataset_name = args.dataset_name or training_dataset(stage1_source, revision)
-    if dataset_name is None and args.train_data_dir is None:
-        raise SystemExit(
-            f"{stage1_source} has no training_info.json naming its dataset; give it with --dataset_name "
-            f"(a Hub id, a local folder, or 'digits') or --train_data_dir."
-        )
+    """The data named by the flags, or by default the stage-1 run's own: the same images and the same test split
+    (seed included) as it recorded, at the model's image size."""
     if args.resolution is not None and args.resolution != model.image_size:
         raise SystemExit(f"--resolution {args.resolution}, but the stage-1 model takes {model.image_size}x{model.image_size} images.")
-    data = load_image_data(dataset_name, args.train_data_dir, args.image_column, args.label_column, model.image_size,
-                           seed=args.seed, max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples)
+    if args.dataset_name is None and args.train_data_dir is None:
+        recorded = recorded_data(stage1_source, revision)
+        if recorded is None:
+            raise SystemExit(
+                f"{stage1_source} has no training_info.json naming its dataset; give it with --dataset_name "
+                f"(a Hub id, a local folder, or 'digits') or --train_data_dir."
+            )
+        data = load_image_data(dataset_reference(recorded), max_train_samples=args.max_train_samples,
+                               max_test_samples=args.max_eval_samples)
+        if data.resolution != model.image_size:
+            data = load_image_data(dataset_reference(recorded), resolution=model.image_size,
+                                   max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples)
+    else:
+        data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column, model.image_size,
+                               seed=args.seed, max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples,
+                               test_data_dir=args.test_data_dir, center_crop=args.center_crop, image_mode=args.image_mode)
     if data.channels != model.in_channels:
         raise SystemExit(
             f"{data.info['source']} has {data.channels}-channel images but {stage1_source} takes {model.in_channels}; "

@@ -25,6 +25,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
 
+from stage1_autoencoders.cache import cache_dir
 from stage2_prior.codes import extract_codes, weights_fingerprint
 from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_codes
@@ -51,11 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="Gated layers; with kernel 3 each reaches one more row up and one more column each side.")
     model.add_argument("--kernel_size", type=int, default=3, help="Odd kernel width of the stacks.")
     model.add_argument("--conditional", action="store_true", help="Condition on the dataset's class labels.")
-    model.add_argument("--codes_cache_dir", default=".cache/codes",
-                       help="Where encoded code grids are cached ('' to encode without caching).")
+    model.add_argument("--codes_cache_dir", default=cache_dir("codes"),
+                       help="Where encoded code grids are cached ('' to encode without caching); default under $TWOSTAGE_CACHE or ~/.cache/twostage.")
     model.add_argument("--encode_batch_size", type=int, default=256, help="Batch size per device for encoding.")
     model.add_argument("--sampling_temperature", type=float, default=1.0, help="Temperature of the saved sample grids.")
-    add_data_arguments(parser)
+    add_data_arguments(parser, from_stage1_run=True)
     add_training_arguments(parser, default_output_dir="runs/pixelcnn")
     # By default, the dataset the VQ-VAE was trained on (its training_info.json names it).
     parser.set_defaults(dataset_name=None)

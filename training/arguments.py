@@ -14,19 +14,34 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 MAX_RESOLUTION = 1024  # far above any dataset here; a typo like 100000 would otherwise try to allocate terabytes
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, from_stage1_run: bool = False) -> None:
+    """The data flags. `from_stage1_run`: a stage-2 script, whose data is by default the stage-1 run's own (the
+    images and test split its training_info.json records), so no data flag needs repeating."""
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset_name", default="digits",
+    default = "the stage-1 run's own data, as its training_info.json records it" if from_stage1_run else "digits"
+    group.add_argument("--dataset_name", default=None if from_stage1_run else "digits",
                        help="A Hub dataset id (ylecun/mnist, zalando-datasets/fashion_mnist, uoft-cs/cifar10), a local "
                             "folder in the Hub's parquet layout (../shared/data/mnist), or 'digits' (scikit-learn's "
-                            "bundled 8x8 digits, offline; the default).")
+                            f"bundled 8x8 digits, offline). Default: {default}.")
     group.add_argument("--train_data_dir", default=None,
-                       help="A local image folder (one subfolder per class), read with datasets' imagefolder. "
-                            "Takes precedence over --dataset_name.")
+                       help="A local folder of training images (one subfolder per class), read with datasets' "
+                            "imagefolder. Takes precedence over --dataset_name. Without --test_data_dir, a test split "
+                            "is cut from it (seeded by --seed), or taken from its train/ and test/ subfolders if it has them.")
+    group.add_argument("--test_data_dir", default=None,
+                       help="A local folder of test images, laid out as --train_data_dir (the same class subfolders).")
     group.add_argument("--image_column", default=None, help="Image column; found by its feature type when not given.")
     group.add_argument("--label_column", default=None, help="Label column; found by its feature type when not given.")
     group.add_argument("--resolution", type=int, default=None,
                        help="Resize every image to this square size (default: the dataset's own size).")
+    group.add_argument("--center_crop", action="store_true",
+                       help="With --resolution: resize the shorter side to it and cut the middle square (keeps the "
+                            "aspect ratio); without, images are squashed to the square.")
+    if not from_stage1_run:  # stage 2 learns from codes encoded once, without augmentation
+        group.add_argument("--random_flip", action="store_true",
+                           help="Mirror training images left-right at random (photos; not for digits or text).")
+    group.add_argument("--image_mode", default=None, choices=["L", "RGB"],
+                       help="Convert every image to this mode (default: the mode of most training images; the "
+                            "number converted is printed).")
     group.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N training images.")
     group.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
 
