@@ -63,7 +63,7 @@ def _our_networks(settings: dict, data: ImageData, model: str):
     """Our model, built exactly as Stage1Loop builds it (same seed, same constructor), for pythae to wrap."""
     args = model_arguments(settings, model)
     set_seed(args.seed)
-    return build_model(args, data.resolution, data.channels)
+    return build_model(args, data)
 
 
 def _train(settings: dict, data: ImageData, model, workdir: str):

@@ -40,7 +40,7 @@ def stage1_arguments(model: str, batch_size: int, learning_rate: float, seed: in
 class Stage1Loop:
     def __init__(self, args, data: ImageData, accelerator: Accelerator, compile: bool = False, warmup_steps: int = 5):
         set_seed(args.seed)
-        model = build_model(args, data.resolution, data.channels)
+        model = build_model(args, data)
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),

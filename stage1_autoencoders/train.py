@@ -9,6 +9,7 @@ the full training state. At the end: the model as config.json + model.safetensor
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -90,13 +91,24 @@ DATA_FLAGS = ("dataset_name", "train_data_dir", "test_data_dir", "image_column",
 
 
 def run_defining_flags(args, model) -> dict:
-    names = ["model", *(name for name in model.config_dict() if hasattr(args, name)), *DATA_FLAGS, "seed"]
-    return {name: getattr(args, name) for name in names}
+    """The model's own values where it holds them (the likelihood that "auto" chose, say), as JSON reads them back."""
+    config = model.config_dict()
+    flags = {"model": args.model, **{name: config[name] for name in config if hasattr(args, name)},
+             **{name: getattr(args, name) for name in (*DATA_FLAGS, "seed")}}
+    return json.loads(json.dumps(flags))
 
 
-def build_model(args, image_size: int, channels: int, likelihood: str | None = None):
-    common = dict(image_size=image_size, in_channels=channels, hidden_channels=tuple(args.hidden_channels),
-                  likelihood=likelihood or args.likelihood, observation_std=args.observation_std,
+def chosen_likelihood(args, data) -> tuple[str, str]:
+    """--likelihood, or for "auto" the one the training images call for, and why."""
+    if args.likelihood != "auto":
+        return args.likelihood, "--likelihood"
+    likelihood, reason = choose_likelihood(data.train_images[:10000])
+    return likelihood, f"{reason}; --likelihood sets it"
+
+
+def build_model(args, data):
+    common = dict(image_size=data.resolution, in_channels=data.channels, hidden_channels=tuple(args.hidden_channels),
+                  likelihood=chosen_likelihood(args, data)[0], observation_std=args.observation_std,
                   downsampling_factor=args.downsampling_factor, num_res_blocks=args.num_res_blocks)
     if args.model == "vqvae":
         return MODELS["vqvae"](**common, num_embeddings=args.num_embeddings, embedding_dim=args.embedding_dim,
@@ -175,12 +187,9 @@ def main(argv=None) -> None:
                            args.resolution, seed=args.seed, max_train_samples=args.max_train_samples,
                            max_test_samples=args.max_eval_samples, test_data_dir=args.test_data_dir,
                            center_crop=args.center_crop, image_mode=args.image_mode)
-    likelihood = args.likelihood
-    if likelihood == "auto":
-        likelihood, reason = choose_likelihood(data.train_images[:10000])
-        accelerator.print(f"likelihood: {likelihood} ({reason}; --likelihood sets it)")
+    accelerator.print("likelihood: {} ({})".format(*chosen_likelihood(args, data)))
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = build_model(args, data.resolution, data.channels, likelihood).to(memory_format=memory_format)
+    model = build_model(args, data).to(memory_format=memory_format)
     labels_or_index = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
     train_loader = make_dataloader(data.train_images, labels_or_index, batch_size=args.train_batch_size, seed=args.seed)
     test_labels = data.test_labels if data.test_labels is not None else torch.zeros(len(data.test_images), dtype=torch.long)

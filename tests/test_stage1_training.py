@@ -184,7 +184,7 @@ def test_a_fresh_run_into_another_runs_folder_is_refused_unless_overwritten(tmp_
 @pytest.mark.parametrize("changed, message", [
     (["--model", "beta_vae"], "--model is 'beta_vae' here but 'vae'"),
     (["--latent_dim", "8"], "--latent_dim is 8 here but 4"),
-    (["--likelihood", "gaussian"], "--likelihood is 'gaussian' here but 'bernoulli'"),
+    (["--likelihood", "bernoulli"], "--likelihood is 'bernoulli' here but 'gaussian'"),  # digits: auto is gaussian
     (["--seed", "1"], "--seed is 1 here but 0"),
 ])
 def test_resuming_with_a_flag_that_defines_the_run_changed_is_refused(changed, message, tmp_path):
