@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.pixelcnn import GatedPixelCNN, gate
 
 METHODS = ("fast", "naive")
 
@@ -133,47 +133,90 @@ def _sample_batch_naive(prior: GatedPixelCNN, noise, temperature, labels) -> tor
     return codes
 
 
+class _PositionWeights:
+    """One layer's horizontal stack as matrices over one position's channels, for the per-position step.
+
+    The horizontal buffers hold channels last, (B, W + pad, C), so the window of reach + 1 positions a layer reads
+    is one (B, (reach + 1) * C) matrix, and the conv weight is reordered to match. Each layer's gated output lives
+    in a slice of one (B, L * (C + 1)) matrix whose extra column is 1: the biases of the residual and the skip
+    ride along as a last weight column, so each is a single matrix product, and all layers' skips summed are one
+    product over the whole matrix."""
+
+    def __init__(self, layer, gated: torch.Tensor, index: int):
+        channels = layer.skip.weight.shape[0]
+        weight = layer.horizontal_conv.weight[:, :, 0]  # (2C, C, reach + 1)
+        self.horizontal = weight.permute(0, 2, 1).reshape(2 * channels, -1).t()
+        self.gated = gated[:, index * (channels + 1) : index * (channels + 1) + channels]
+        self.gated_with_one = gated[:, index * (channels + 1) : (index + 1) * (channels + 1)]
+        self.residual = None if layer.last else _with_bias(layer.residual).t()
+
+
+def _with_bias(conv) -> torch.Tensor:
+    """A 1x1 conv as a (C_out, C_in + 1) matrix whose last column is the bias."""
+    return torch.cat([conv.weight[:, :, 0, 0], conv.bias[:, None]], dim=1)
+
+
+@torch.inference_mode()
 def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torch.Tensor:
     size, height, width, _ = noise.shape
-    layers, reach = prior.layers, prior.layers[0].reach
+    layers = prior.layers
     biases = prior.layer_biases(labels, size)
     embedding = prior.embedding.weight
     channels = embedding.shape[1]
     codes = torch.zeros((size, height, width), dtype=torch.long, device=noise.device)
 
-    # Each layer's vertical input, padded as in GatedLayer.forward: `reach` zero rows above, `reach` columns each side.
-    vertical_inputs = [embedding.new_zeros((size, channels, height + reach, width + 2 * reach)) for _ in layers]
-    # Each layer's horizontal input for the current row, padded on the left as in GatedLayer.forward. Positions are
-    # written left to right and a window only reads positions already written in this row, so no reset is needed.
-    horizontal_inputs = [embedding.new_zeros((size, channels, 1, width + layer.horizontal_left_pad)) for layer in layers]
-    # What the vertical stack passes to the horizontal one for the current row: from the row above, zero for row 0.
-    vertical_to_horizontal = [embedding.new_zeros((size, 2 * channels, 1, width)) for _ in layers]
+    gated = embedding.new_ones((size, len(layers) * (channels + 1)))
+    steps = [_PositionWeights(layer, gated, index) for index, layer in enumerate(layers)]
+    skip_weight = torch.cat([_with_bias(layer.skip) for layer in layers], dim=1).t()
+    head_hidden = prior.head_hidden.weight[:, :, 0, 0].t()
+    head_output = prior.head_output.weight[:, :, 0, 0].t()
+
+    # Each layer's vertical input, padded as in GatedLayer.forward: `span` zero rows above, `span` columns each side.
+    vertical_inputs = [embedding.new_zeros((size, channels, height + layer.span, width + 2 * layer.span)) for layer in layers]
+    # Each layer's horizontal input for the current row, channels last, padded on the left as in GatedLayer.forward.
+    # Positions are written left to right and a window only reads positions already written in this row, so no
+    # reset is needed between rows.
+    horizontal_inputs = [embedding.new_zeros((size, width + layer.horizontal_left_pad, channels)) for layer in layers]
+    # Per layer, (W, B, 2C): everything the horizontal pre-activation adds besides its own window: the vertical
+    # stack's contribution from the row above (zero for row 0), the conv bias and the class bias.
+    row_biases = [
+        (layer.horizontal_conv.bias + horizontal_bias).expand(width, size, 2 * channels).contiguous()
+        for layer, (_, horizontal_bias) in zip(layers, biases)
+    ]
 
     for row in range(height):
         for column in range(width):
-            # One position through every layer's horizontal stack, as (B, features) vectors.
-            skips = 0
-            for index, (layer, (_, horizontal_bias)) in enumerate(zip(layers, biases)):
+            # One position through every layer's horizontal stack, as (B, features) matrices.
+            for index, (layer, step) in enumerate(zip(layers, steps)):
                 inputs = horizontal_inputs[index]
-                window = inputs[:, :, 0, column : column + reach + 1].flatten(1)
-                here = inputs[:, :, 0, column + layer.horizontal_left_pad]
-                output, skip = layer.horizontal_step(
-                    window, here, vertical_to_horizontal[index][:, :, 0, column], horizontal_bias
-                )
-                skips = skips + skip
-                if not layer.last:
-                    horizontal_inputs[index + 1][:, :, 0, column + layers[index + 1].horizontal_left_pad] = output
-            code = _pick(prior.head(skips), noise[:, row, column], temperature)
+                window = inputs[:, column : column + layer.span + 1 : layer.dilation].reshape(size, -1)
+                content, gate_logits = torch.addmm(row_biases[index][column], window, step.horizontal).chunk(2, dim=1)
+                torch.mul(torch.tanh(content), torch.sigmoid(gate_logits), out=step.gated)
+                if layer.last:
+                    continue
+                output = horizontal_inputs[index + 1][:, column + layers[index + 1].horizontal_left_pad]
+                if layer.first:
+                    torch.mm(step.gated_with_one, step.residual, out=output)
+                else:
+                    torch.addmm(inputs[:, column + layer.horizontal_left_pad], step.gated_with_one, step.residual, out=output)
+            hidden = torch.addmm(prior.head_hidden.bias, torch.relu(gated @ skip_weight), head_hidden)
+            logits = torch.addmm(prior.head_output.bias, torch.relu(hidden), head_output)
+            code = _pick(logits, noise[:, row, column], temperature)
             codes[:, row, column] = code
-            horizontal_inputs[0][:, :, 0, column + layers[0].horizontal_left_pad] = F.embedding(code, embedding)
+            torch.index_select(embedding, 0, code, out=horizontal_inputs[0][:, column + layers[0].horizontal_left_pad])
 
         # The row is complete: run the vertical stack over it once; it feeds the horizontal stack of the next row.
-        vertical_inputs[0][:, :, row + reach, reach : reach + width] = F.embedding(codes[:, row], embedding).permute(0, 2, 1)
-        for index, (layer, (vertical_bias, _)) in enumerate(zip(layers, biases)):
-            features, output = layer.vertical_step(
-                vertical_inputs[index][:, :, row : row + reach + 1], vertical_bias[:, :, None, None]
-            )
-            vertical_to_horizontal[index] = layer.vertical_to_horizontal(features)
+        if row + 1 == height:
+            break
+        first_span = layers[0].span
+        vertical_inputs[0][:, :, row + first_span, first_span : first_span + width] = F.embedding(codes[:, row], embedding).permute(0, 2, 1)
+        for index, (layer, (vertical_bias, horizontal_bias)) in enumerate(zip(layers, biases)):
+            features = layer.vertical_conv(vertical_inputs[index][:, :, row : row + layer.span + 1])
+            to_horizontal = layer.vertical_to_horizontal(features)[:, :, 0] + (layer.horizontal_conv.bias + horizontal_bias)[:, :, None]
+            row_biases[index] = to_horizontal.permute(2, 0, 1).contiguous()
             if not layer.last:
-                vertical_inputs[index + 1][:, :, row + reach, reach : reach + width] = output[:, :, 0]
+                following = layers[index + 1].span
+                vertical_inputs[index + 1][:, :, row + following, following : following + width] = gate(
+                    features[:, :, 0] + vertical_bias[:, :, None]
+                )
     return codes
