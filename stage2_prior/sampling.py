@@ -133,22 +133,36 @@ def _sample_batch_naive(prior: GatedPixelCNN, noise, temperature, labels) -> tor
     return codes
 
 
-class _PositionWeights:
-    """One layer's horizontal stack as matrices over one position's channels, for the per-position step.
+class _HorizontalLayer:
+    """One layer's horizontal stack for the current row, as matrices over one position's channels.
 
-    The horizontal buffers hold channels last, (B, W + pad, C), so the window of reach + 1 positions a layer reads
-    is one (B, (reach + 1) * C) matrix, and the conv weight is reordered to match. Each layer's gated output lives
-    in a slice of one (B, L * (C + 1)) matrix whose extra column is 1: the biases of the residual and the skip
-    ride along as a last weight column, so each is a single matrix product, and all layers' skips summed are one
-    product over the whole matrix."""
+    The layer's input is kept channels last, positions grouped by column mod dilation, (B, d, W' / d, C): the
+    window of reach + 1 positions (every d-th) that the layer reads for a column is then one contiguous
+    (B, (reach + 1) * C) matrix, and the conv weight is reordered to match. Views of every column's window and
+    input slot are made once per batch, so the per-position loop only calls matrix products and gates.
+    The gated output lives in a slice of one (B, L * (C + 1)) matrix whose extra column is 1: the biases of the
+    residual and of the skip ride along as a last weight column, so each is a single product, and the skips of
+    all layers summed are one product over the whole matrix."""
 
-    def __init__(self, layer, gated: torch.Tensor, index: int):
+    def __init__(self, layer, gated: torch.Tensor, index: int, width: int):
+        size = gated.shape[0]
         channels = layer.skip.weight.shape[0]
+        dilation, length = layer.dilation, width + layer.horizontal_left_pad
+        self.inputs = gated.new_zeros((size, dilation, -(-length // dilation), channels))
+        self.windows = [
+            self.inputs[:, column % dilation, column // dilation : column // dilation + layer.reach + 1].reshape(size, -1)
+            for column in range(width)
+        ]
+        # This layer's input at each column: its residual, and what the layer before writes there.
+        self.at = [self.inputs[:, position % dilation, position // dilation] for position in range(layer.horizontal_left_pad, length)]
         weight = layer.horizontal_conv.weight[:, :, 0]  # (2C, C, reach + 1)
         self.horizontal = weight.permute(0, 2, 1).reshape(2 * channels, -1).t()
+        self.pre_activation = gated.new_empty((size, 2 * channels))
+        self.content, self.gate_logits = self.pre_activation.chunk(2, dim=1)
         self.gated = gated[:, index * (channels + 1) : index * (channels + 1) + channels]
         self.gated_with_one = gated[:, index * (channels + 1) : (index + 1) * (channels + 1)]
         self.residual = None if layer.last else _with_bias(layer.residual).t()
+        self.first = layer.first
 
 
 def _with_bias(conv) -> torch.Tensor:
@@ -166,44 +180,39 @@ def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torc
     codes = torch.zeros((size, height, width), dtype=torch.long, device=noise.device)
 
     gated = embedding.new_ones((size, len(layers) * (channels + 1)))
-    steps = [_PositionWeights(layer, gated, index) for index, layer in enumerate(layers)]
+    steps = [_HorizontalLayer(layer, gated, index, width) for index, layer in enumerate(layers)]
     skip_weight = torch.cat([_with_bias(layer.skip) for layer in layers], dim=1).t()
     head_hidden = prior.head_hidden.weight[:, :, 0, 0].t()
     head_output = prior.head_output.weight[:, :, 0, 0].t()
 
     # Each layer's vertical input, padded as in GatedLayer.forward: `span` zero rows above, `span` columns each side.
     vertical_inputs = [embedding.new_zeros((size, channels, height + layer.span, width + 2 * layer.span)) for layer in layers]
-    # Each layer's horizontal input for the current row, channels last, padded on the left as in GatedLayer.forward.
-    # Positions are written left to right and a window only reads positions already written in this row, so no
-    # reset is needed between rows.
-    horizontal_inputs = [embedding.new_zeros((size, width + layer.horizontal_left_pad, channels)) for layer in layers]
-    # Per layer, (W, B, 2C): everything the horizontal pre-activation adds besides its own window: the vertical
-    # stack's contribution from the row above (zero for row 0), the conv bias and the class bias.
+    # Per layer and column, (B, 2C): everything the horizontal pre-activation adds besides its own window: the
+    # vertical stack's contribution from the row above (zero for row 0), the conv bias and the class bias.
     row_biases = [
-        (layer.horizontal_conv.bias + horizontal_bias).expand(width, size, 2 * channels).contiguous()
+        (layer.horizontal_conv.bias + horizontal_bias).expand(width, size, 2 * channels).unbind(0)
         for layer, (_, horizontal_bias) in zip(layers, biases)
     ]
 
     for row in range(height):
+        # Positions are written left to right and a window only reads positions already written in this row,
+        # so the horizontal inputs need no reset between rows.
         for column in range(width):
-            # One position through every layer's horizontal stack, as (B, features) matrices.
-            for index, (layer, step) in enumerate(zip(layers, steps)):
-                inputs = horizontal_inputs[index]
-                window = inputs[:, column : column + layer.span + 1 : layer.dilation].reshape(size, -1)
-                content, gate_logits = torch.addmm(row_biases[index][column], window, step.horizontal).chunk(2, dim=1)
-                torch.mul(torch.tanh(content), torch.sigmoid(gate_logits), out=step.gated)
-                if layer.last:
+            for index, step in enumerate(steps):
+                torch.addmm(row_biases[index][column], step.windows[column], step.horizontal, out=step.pre_activation)
+                torch.mul(torch.tanh(step.content), torch.sigmoid(step.gate_logits), out=step.gated)
+                if step.residual is None:
                     continue
-                output = horizontal_inputs[index + 1][:, column + layers[index + 1].horizontal_left_pad]
-                if layer.first:
+                output = steps[index + 1].at[column]
+                if step.first:
                     torch.mm(step.gated_with_one, step.residual, out=output)
                 else:
-                    torch.addmm(inputs[:, column + layer.horizontal_left_pad], step.gated_with_one, step.residual, out=output)
+                    torch.addmm(step.at[column], step.gated_with_one, step.residual, out=output)
             hidden = torch.addmm(prior.head_hidden.bias, torch.relu(gated @ skip_weight), head_hidden)
             logits = torch.addmm(prior.head_output.bias, torch.relu(hidden), head_output)
             code = _pick(logits, noise[:, row, column], temperature)
             codes[:, row, column] = code
-            torch.index_select(embedding, 0, code, out=horizontal_inputs[0][:, column + layers[0].horizontal_left_pad])
+            steps[0].at[column].copy_(F.embedding(code, embedding))
 
         # The row is complete: run the vertical stack over it once; it feeds the horizontal stack of the next row.
         if row + 1 == height:
@@ -213,7 +222,7 @@ def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torc
         for index, (layer, (vertical_bias, horizontal_bias)) in enumerate(zip(layers, biases)):
             features = layer.vertical_conv(vertical_inputs[index][:, :, row : row + layer.span + 1])
             to_horizontal = layer.vertical_to_horizontal(features)[:, :, 0] + (layer.horizontal_conv.bias + horizontal_bias)[:, :, None]
-            row_biases[index] = to_horizontal.permute(2, 0, 1).contiguous()
+            row_biases[index] = to_horizontal.permute(2, 0, 1).contiguous().unbind(0)
             if not layer.last:
                 following = layers[index + 1].span
                 vertical_inputs[index + 1][:, :, row + following, following : following + width] = gate(
