@@ -26,9 +26,9 @@ from torch import nn
 from hub import HubModel
 
 
-def gate(features: torch.Tensor) -> torch.Tensor:
-    """tanh(a) * sigmoid(b) with a, b the two halves of the channels."""
-    content, gate_logits = features.chunk(2, dim=1)
+def gate(features: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) with a, b the two halves of the channels (along `dim`)."""
+    content, gate_logits = features.chunk(2, dim=dim)
     return torch.tanh(content) * torch.sigmoid(gate_logits)
 
 
