@@ -6,7 +6,12 @@ together covering the whole causal past with no blind spot. Each layer is a gate
 the horizontal stack has residual connections and every layer sends a skip connection to the output head, which
 gives a categorical distribution over the K codes at every position.
 
-Convolutions here pad explicitly and run with padding=0, so the same modules compute either the whole grid
+Each layer of kernel k sees k // 2 more rows above and columns aside, so 8 layers of kernel 3 cover a 9x9 grid.
+For larger grids (16x16, 32x32) dilation_cycle=n gives the layers dilations 1, 2, ..., 2**(n-1), repeated
+(WaveNet's schedule): the reach then grows to the sum of the dilations with every offset still covered, and
+the stacks stay exactly causal and blind-spot free.
+
+Convolutions here pad explicitly and run with padding=0, so the same weights compute either the whole grid
 (training) or one row / one position from a cached window (fast sampling, stage2_prior/sampling.py).
 """
 
@@ -21,67 +26,48 @@ from torch import nn
 from hub import HubModel
 
 
-def apply_conv(conv: nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
-    """The convolution over a grid (B, C, H, W), or at one position given its flattened receptive window
-    (B, C * kh * kw): the fast sampler's case, where a matrix product costs far less than a tiny conv2d."""
-    if inputs.dim() == 2:
-        return F.linear(inputs, conv.weight.flatten(1), conv.bias)
-    return conv(inputs)
-
-
-def gate(features: torch.Tensor) -> torch.Tensor:
-    """tanh(a) * sigmoid(b) with a, b the two halves of the channels."""
-    content, gate_logits = features.chunk(2, dim=1)
+def gate(features: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) with a, b the two halves of the channels (along `dim`)."""
+    content, gate_logits = features.chunk(2, dim=dim)
     return torch.tanh(content) * torch.sigmoid(gate_logits)
 
 
 class GatedLayer(nn.Module):
     """One layer of both stacks. `first` marks the layer that reads the code embeddings: its horizontal input is
     shifted one column right (a position must not see its own code) and it has no residual. The `last` layer only
-    sends its skip connection on: no later layer reads its stacks' outputs, so it computes none."""
+    sends its skip connection on: no later layer reads its stacks' outputs, so it computes none. With `dilation`
+    d the kernels take every d-th row and column, so a layer looks d times as far at the same cost."""
 
-    def __init__(self, channels: int, kernel_size: int, first: bool, last: bool):
+    def __init__(self, channels: int, kernel_size: int, first: bool, last: bool, dilation: int = 1):
         super().__init__()
-        self.reach = kernel_size // 2  # how many rows above / columns to the left one layer looks
+        self.reach = kernel_size // 2  # how many kernel taps above / to the left of the centre
+        self.dilation = dilation
+        self.span = self.reach * dilation  # how many rows above / columns to the left one layer looks
         self.first, self.last = first, last
         # The horizontal input is padded this much on the left; one more for the first layer's shift.
-        self.horizontal_left_pad = self.reach + 1 if first else self.reach
-        self.vertical_conv = nn.Conv2d(channels, 2 * channels, (self.reach + 1, kernel_size))
+        self.horizontal_left_pad = self.span + 1 if first else self.span
+        self.vertical_conv = nn.Conv2d(channels, 2 * channels, (self.reach + 1, kernel_size), dilation=dilation)
         self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.horizontal_conv = nn.Conv2d(channels, 2 * channels, (1, self.reach + 1))
+        self.horizontal_conv = nn.Conv2d(channels, 2 * channels, (1, self.reach + 1), dilation=dilation)
         self.skip = nn.Conv2d(channels, channels, 1)
         self.residual = None if last else nn.Conv2d(channels, channels, 1)
 
     def forward(self, vertical, horizontal, vertical_bias, horizontal_bias):
         """Whole grid: (B, C, H, W) inputs of both stacks -> their outputs and this layer's skip."""
         height, width = vertical.shape[-2:]
-        # Row i of the vertical features sees input rows i-reach .. i (all columns within the kernel).
-        vertical_features = self.vertical_conv(F.pad(vertical, (self.reach, self.reach, self.reach, 0)))
+        # Row i of the vertical features sees input rows i-span .. i (all columns within the kernel).
+        vertical_features = self.vertical_conv(F.pad(vertical, (self.span, self.span, self.span, 0)))
         # Shifted down one row before it reaches the horizontal stack, so row i only learns from rows above it.
         vertical_to_horizontal = F.pad(self.vertical_to_horizontal(vertical_features), (0, 0, 1, 0))[:, :, :height]
-        window = F.pad(horizontal, (self.horizontal_left_pad, 0))[..., : width + self.reach]
-        new_horizontal, skip = self.horizontal_step(window, horizontal, vertical_to_horizontal, horizontal_bias)
-        return self.vertical_output(vertical_features, vertical_bias), new_horizontal, skip
-
-    def vertical_step(self, rows, vertical_bias):
-        """`rows`: the vertical input padded as in forward, reach + 1 rows -> (features, gated output), one row."""
-        features = self.vertical_conv(rows)
-        return features, self.vertical_output(features, vertical_bias)
-
-    def vertical_output(self, features, vertical_bias):
-        return None if self.last else gate(features + vertical_bias)
-
-    def horizontal_step(self, window, horizontal, vertical_to_horizontal, horizontal_bias):
-        """`window`: the horizontal input padded as in forward (width W + reach for W outputs), or one position's
-        flattened window; `horizontal`: the input at the output positions, for the residual."""
-        gated = gate(apply_conv(self.horizontal_conv, window) + vertical_to_horizontal + horizontal_bias)
-        skip = apply_conv(self.skip, gated)
+        window = F.pad(horizontal, (self.horizontal_left_pad, 0))[..., : width + self.span]
+        gated = gate(self.horizontal_conv(window) + vertical_to_horizontal + horizontal_bias)
+        skip = self.skip(gated)
         if self.last:
-            return None, skip
-        new_horizontal = apply_conv(self.residual, gated)
+            return None, None, skip
+        new_horizontal = self.residual(gated)
         if not self.first:
             new_horizontal = new_horizontal + horizontal
-        return new_horizontal, skip
+        return gate(vertical_features + vertical_bias), new_horizontal, skip
 
 
 class GatedPixelCNN(HubModel):
@@ -100,6 +86,7 @@ class GatedPixelCNN(HubModel):
         hidden_channels: int = 64,
         num_layers: int = 8,
         kernel_size: int = 3,
+        dilation_cycle: int = 1,
         num_classes: int | None = None,
         vqvae_id: str | None = None,
         vqvae_revision: str | None = None,
@@ -112,19 +99,29 @@ class GatedPixelCNN(HubModel):
                 f"num_layers={num_layers}, num_embeddings={num_embeddings}, hidden_channels={hidden_channels}: "
                 "need at least one layer, two codes and one channel."
             )
+        if isinstance(dilation_cycle, bool) or not isinstance(dilation_cycle, int) or not (
+            1 <= dilation_cycle and 2 ** (dilation_cycle - 1) <= max(grid_height, grid_width)
+        ):
+            raise ValueError(
+                f"dilation_cycle={dilation_cycle!r}: use an integer >= 1 whose largest dilation 2**(cycle-1) fits the "
+                f"{grid_height}x{grid_width} grid (1: no dilation; 4: dilations 1, 2, 4, 8 repeated)."
+            )
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"num_classes={num_classes}: give a positive count, or None for an unconditional prior.")
         self.num_embeddings = num_embeddings
         self.grid_height = grid_height
         self.grid_width = grid_width
         self.hidden_channels = hidden_channels
+        self.dilation_cycle = dilation_cycle
         self.num_classes = num_classes
         self.vqvae_id = vqvae_id
         self.vqvae_revision = vqvae_revision
 
         self.embedding = nn.Embedding(num_embeddings, hidden_channels)
         self.layers = nn.ModuleList(
-            GatedLayer(hidden_channels, kernel_size, first=index == 0, last=index == num_layers - 1) for index in range(num_layers)
+            GatedLayer(hidden_channels, kernel_size, first=index == 0, last=index == num_layers - 1,
+                       dilation=2 ** (index % dilation_cycle))
+            for index in range(num_layers)
         )
         # The paper's conditional bias V^T h: one learned vector per class, per layer and stack, added before the gate.
         self.class_bias = None
@@ -154,9 +151,15 @@ class GatedPixelCNN(HubModel):
         return self.head(skips)
 
     def head(self, skips: torch.Tensor) -> torch.Tensor:
-        """The summed skip connections -> logits over the K codes (grid or one position, see apply_conv)."""
-        hidden = apply_conv(self.head_hidden, F.relu(skips))
-        return apply_conv(self.head_output, F.relu(hidden))
+        """The summed skip connections (B, C, H, W) -> logits over the K codes (B, K, H, W)."""
+        return self.head_output(F.relu(self.head_hidden(F.relu(skips))))
+
+    @property
+    def receptive_field(self) -> tuple[int, int]:
+        """(rows above, columns either side in those rows) that the logits at a position see: the vertical stacks
+        add their spans, the shift down adds one row. The grid is covered when they reach (H - 1, W - 1)."""
+        span = sum(layer.span for layer in self.layers)
+        return span + 1, span
 
     def nll_bits_per_code(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood of each grid in bits per code, shape (B,). The uniform prior scores log2(K)."""

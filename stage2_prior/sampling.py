@@ -6,9 +6,10 @@ the fast sampler returns exactly the codes of the naive one (up to float roundin
 
 - naive: the whole network over the whole grid once per position, H*W full passes.
 - fast: each layer keeps its inputs in padded buffers. After a row is finished, the vertical stack computes that
-  row once from the reach + 1 rows above it; within a row, the horizontal stack computes only the current position
-  from its reach + 1 left neighbours. The whole grid then costs about one full forward pass in arithmetic
-  (Ramachandran et al. 2017 cache the same way: recompute only what the newest position changes).
+  row once from the kernel's rows above it (every dilation-th); within a row, the horizontal stack computes only
+  the current position from its kernel's left neighbours, one matrix product per layer. The whole grid then costs
+  about one full forward pass in arithmetic (Ramachandran et al. 2017 cache the same way: recompute only what the
+  newest position changes); at small batches the ~45 PyTorch calls per position dominate instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.pixelcnn import GatedPixelCNN, gate
 
 METHODS = ("fast", "naive")
 
@@ -115,7 +116,7 @@ def _labels_per_sample(prior: GatedPixelCNN, labels, num_samples: int) -> torch.
 
 def _gumbel(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     uniform = torch.rand(shape, generator=generator).clamp_(min=torch.finfo(torch.float32).tiny)
-    return -torch.log(-torch.log(uniform))
+    return uniform.log_().neg_().log_().neg_()  # -log(-log(u)), in place: B * H * W * K values, no copies
 
 
 def _pick(logits: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -133,47 +134,113 @@ def _sample_batch_naive(prior: GatedPixelCNN, noise, temperature, labels) -> tor
     return codes
 
 
+class _HorizontalLayer:
+    """One layer's horizontal stack for the current row, as matrices over one position's channels.
+
+    The layer's input is kept channels last, positions grouped by column mod dilation, (B, d, W' / d, C): the
+    window of reach + 1 positions (every d-th) that the layer reads for a column is then one contiguous
+    (B, (reach + 1) * C) matrix, and the conv weight is reordered to match. Views of every column's window and
+    input slot are made once per batch, so the per-position loop only calls matrix products and gates.
+    The gated output lives in a slice of one (B, L * (C + 1)) matrix whose extra column is 1: the biases of the
+    residual and of the skip ride along as a last weight column, so each is a single product, and the skips of
+    all layers summed are one product over the whole matrix."""
+
+    def __init__(self, layer, gated: torch.Tensor, index: int, width: int):
+        size = gated.shape[0]
+        channels = layer.skip.weight.shape[0]
+        dilation, length = layer.dilation, width + layer.horizontal_left_pad
+        self.inputs = gated.new_zeros((size, dilation, -(-length // dilation), channels))
+        self.windows = [
+            self.inputs[:, column % dilation, column // dilation : column // dilation + layer.reach + 1].reshape(size, -1)
+            for column in range(width)
+        ]
+        # This layer's input at each column: its residual, and what the layer before writes there.
+        self.at = [self.inputs[:, position % dilation, position // dilation] for position in range(layer.horizontal_left_pad, length)]
+        weight = layer.horizontal_conv.weight[:, :, 0]  # (2C, C, reach + 1)
+        self.horizontal = weight.permute(0, 2, 1).reshape(2 * channels, -1).t()
+        self.pre_activation = gated.new_empty((size, 2 * channels))
+        self.content, self.gate_logits = self.pre_activation.chunk(2, dim=1)
+        self.gated = gated[:, index * (channels + 1) : index * (channels + 1) + channels]
+        self.gated_with_one = gated[:, index * (channels + 1) : (index + 1) * (channels + 1)]
+        self.residual = None if layer.last else _with_bias(layer.residual).t()
+        self.first = layer.first
+
+
+class _VerticalWeights:
+    """One layer's vertical stack as matrices for one row: the conv over unfolded (C * kh * kw) windows, and the
+    1x1 conv into the horizontal stack."""
+
+    def __init__(self, layer):
+        self.conv = layer.vertical_conv.weight.flatten(1).t()
+        self.to_horizontal = layer.vertical_to_horizontal.weight[:, :, 0, 0].t()
+
+
+def _with_bias(conv) -> torch.Tensor:
+    """A 1x1 conv as a (C_out, C_in + 1) matrix whose last column is the bias."""
+    return torch.cat([conv.weight[:, :, 0, 0], conv.bias[:, None]], dim=1)
+
+
+@torch.inference_mode()
 def _sample_batch_fast(prior: GatedPixelCNN, noise, temperature, labels) -> torch.Tensor:
     size, height, width, _ = noise.shape
-    layers, reach = prior.layers, prior.layers[0].reach
+    layers = prior.layers
     biases = prior.layer_biases(labels, size)
     embedding = prior.embedding.weight
     channels = embedding.shape[1]
     codes = torch.zeros((size, height, width), dtype=torch.long, device=noise.device)
 
-    # Each layer's vertical input, padded as in GatedLayer.forward: `reach` zero rows above, `reach` columns each side.
-    vertical_inputs = [embedding.new_zeros((size, channels, height + reach, width + 2 * reach)) for _ in layers]
-    # Each layer's horizontal input for the current row, padded on the left as in GatedLayer.forward. Positions are
-    # written left to right and a window only reads positions already written in this row, so no reset is needed.
-    horizontal_inputs = [embedding.new_zeros((size, channels, 1, width + layer.horizontal_left_pad)) for layer in layers]
-    # What the vertical stack passes to the horizontal one for the current row: from the row above, zero for row 0.
-    vertical_to_horizontal = [embedding.new_zeros((size, 2 * channels, 1, width)) for _ in layers]
+    gated = embedding.new_ones((size, len(layers) * (channels + 1)))
+    steps = [_HorizontalLayer(layer, gated, index, width) for index, layer in enumerate(layers)]
+    skip_weight = torch.cat([_with_bias(layer.skip) for layer in layers], dim=1).t()
+    head_hidden = prior.head_hidden.weight[:, :, 0, 0].t()
+    head_output = prior.head_output.weight[:, :, 0, 0].t()
+    verticals = [_VerticalWeights(layer) for layer in layers]
+
+    # Each layer's vertical input, padded as in GatedLayer.forward: `span` zero rows above, `span` columns each side.
+    vertical_inputs = [embedding.new_zeros((size, channels, height + layer.span, width + 2 * layer.span)) for layer in layers]
+    # Per layer and column, (B, 2C): everything the horizontal pre-activation adds besides its own window: the
+    # vertical stack's contribution from the row above (zero for row 0), the conv bias and the class bias.
+    row_biases = [
+        (layer.horizontal_conv.bias + horizontal_bias).expand(width, size, 2 * channels).unbind(0)
+        for layer, (_, horizontal_bias) in zip(layers, biases)
+    ]
 
     for row in range(height):
+        # Positions are written left to right and a window only reads positions already written in this row,
+        # so the horizontal inputs need no reset between rows.
         for column in range(width):
-            # One position through every layer's horizontal stack, as (B, features) vectors.
-            skips = 0
-            for index, (layer, (_, horizontal_bias)) in enumerate(zip(layers, biases)):
-                inputs = horizontal_inputs[index]
-                window = inputs[:, :, 0, column : column + reach + 1].flatten(1)
-                here = inputs[:, :, 0, column + layer.horizontal_left_pad]
-                output, skip = layer.horizontal_step(
-                    window, here, vertical_to_horizontal[index][:, :, 0, column], horizontal_bias
-                )
-                skips = skips + skip
-                if not layer.last:
-                    horizontal_inputs[index + 1][:, :, 0, column + layers[index + 1].horizontal_left_pad] = output
-            code = _pick(prior.head(skips), noise[:, row, column], temperature)
+            for index, step in enumerate(steps):
+                torch.addmm(row_biases[index][column], step.windows[column], step.horizontal, out=step.pre_activation)
+                torch.mul(torch.tanh(step.content), torch.sigmoid(step.gate_logits), out=step.gated)
+                if step.residual is None:
+                    continue
+                output = steps[index + 1].at[column]
+                if step.first:
+                    torch.mm(step.gated_with_one, step.residual, out=output)
+                else:
+                    torch.addmm(step.at[column], step.gated_with_one, step.residual, out=output)
+            hidden = torch.addmm(prior.head_hidden.bias, torch.relu(gated @ skip_weight), head_hidden)
+            logits = torch.addmm(prior.head_output.bias, torch.relu(hidden), head_output)
+            code = _pick(logits, noise[:, row, column], temperature)
             codes[:, row, column] = code
-            horizontal_inputs[0][:, :, 0, column + layers[0].horizontal_left_pad] = F.embedding(code, embedding)
+            steps[0].at[column].copy_(F.embedding(code, embedding))
 
         # The row is complete: run the vertical stack over it once; it feeds the horizontal stack of the next row.
-        vertical_inputs[0][:, :, row + reach, reach : reach + width] = F.embedding(codes[:, row], embedding).permute(0, 2, 1)
-        for index, (layer, (vertical_bias, _)) in enumerate(zip(layers, biases)):
-            features, output = layer.vertical_step(
-                vertical_inputs[index][:, :, row : row + reach + 1], vertical_bias[:, :, None, None]
-            )
-            vertical_to_horizontal[index] = layer.vertical_to_horizontal(features)
+        if row + 1 == height:
+            break
+        first_span = layers[0].span
+        vertical_inputs[0][:, :, row + first_span, first_span : first_span + width] = F.embedding(codes[:, row], embedding).permute(0, 2, 1)
+        for index, (layer, vertical, (vertical_bias, horizontal_bias)) in enumerate(zip(layers, verticals, biases)):
+            # The vertical conv over one row as one matrix product over its unfolded windows: per-row conv2d calls
+            # made batch-1 sampling 1.3-1.8x slower (16x16, CPU), for the same arithmetic.
+            rows = vertical_inputs[index][:, :, row : row + layer.span + 1]
+            windows = F.unfold(rows, layer.vertical_conv.kernel_size, dilation=layer.dilation).transpose(1, 2)
+            features = torch.addmm(layer.vertical_conv.bias, windows.reshape(size * width, -1), vertical.conv)
+            to_horizontal = torch.addmm(layer.vertical_to_horizontal.bias, features, vertical.to_horizontal).view(size, width, -1)
+            row_biases[index] = (to_horizontal + layer.horizontal_conv.bias + horizontal_bias[:, None]).transpose(0, 1).contiguous().unbind(0)
             if not layer.last:
-                vertical_inputs[index + 1][:, :, row + reach, reach : reach + width] = output[:, :, 0]
+                following = layers[index + 1].span
+                vertical_inputs[index + 1][:, :, row + following, following : following + width] = gate(
+                    features.view(size, width, -1) + vertical_bias[:, None], dim=2
+                ).transpose(1, 2)
     return codes

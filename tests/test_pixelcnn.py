@@ -9,7 +9,7 @@ from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import sample_codes, sample_uniform_codes
 
 
-def make_prior(height=5, width=6, num_classes=None, kernel_size=3, num_layers=6, seed=0) -> GatedPixelCNN:
+def make_prior(height=5, width=6, num_classes=None, kernel_size=3, num_layers=6, seed=0, dilation_cycle=1) -> GatedPixelCNN:
     torch.manual_seed(seed)
     prior = GatedPixelCNN(
         num_embeddings=16,
@@ -18,6 +18,7 @@ def make_prior(height=5, width=6, num_classes=None, kernel_size=3, num_layers=6,
         hidden_channels=12,
         num_layers=num_layers,
         kernel_size=kernel_size,
+        dilation_cycle=dilation_cycle,
         num_classes=num_classes,
     )
     # Peaked logits and strong class biases, so that sampling depends on what the network computes rather
@@ -70,6 +71,31 @@ def test_receptive_field_is_the_whole_causal_past(kernel_size, num_classes):
             )
 
 
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_dilated_layers_cover_a_larger_grid_causally_with_no_hole(kernel_size):
+    # Four layers with dilations 1, 2, 4, 1 reach as far as 8 (kernel 3) or 16 (kernel 5) undilated layers: on a
+    # 9x9 grid every earlier position must still count (dilation must leave no hole), no later one.
+    prior = make_prior(height=9, width=9, kernel_size=kernel_size, num_layers=4, dilation_cycle=3)
+    assert [layer.dilation for layer in prior.layers] == [1, 2, 4, 1]
+    rows_above, columns_aside = prior.receptive_field
+    assert rows_above >= 8 and columns_aside >= 8
+    positions = torch.arange(9 * 9).reshape(9, 9)
+    found_all = dependencies(prior)
+    for row in range(9):
+        for column in range(9):
+            expected = positions < row * 9 + column
+            assert torch.equal(found_all[row, column], expected), f"({row}, {column}) depends on\n{found_all[row, column].int()}"
+    # Undilated, the same four layers leave the top of the grid out of reach of the bottom row.
+    assert not dependencies(make_prior(height=9, width=9, num_layers=4))[8, 8].all()
+
+
+@pytest.mark.parametrize("dilation_cycle", [0, 5, True, 2.0])
+def test_dilation_cycle_is_checked_against_the_grid(dilation_cycle):
+    # 5: the largest dilation 16 would exceed the 9x9 grid (and pad buffers for nothing).
+    with pytest.raises(ValueError, match="dilation_cycle"):
+        GatedPixelCNN(grid_height=9, grid_width=9, dilation_cycle=dilation_cycle)
+
+
 def test_receptive_field_of_two_layers_includes_up_and_right():
     # Two layers of kernel 3, logits at (5, 3). The vertical stack of layer l sees l rows up and l columns each
     # side of the row it works on; the horizontal stack gets it from the row above. A plain masked PixelCNN would
@@ -78,6 +104,7 @@ def test_receptive_field_of_two_layers_includes_up_and_right():
     expected = torch.zeros(7, 8, dtype=torch.bool)
     expected[2:5, 1:6] = True  # rows 5-3 .. 5-1, columns 3-2 .. 3+2
     expected[5, 0:3] = True  # the current row, up to three columns to the left
+    assert prior.receptive_field == (3, 2)
     found = dependencies(prior)[5, 3]
     assert found[4, 4] and found[4, 5] and found[3, 5], "no blind spot: the rows above count to the right too"
     assert torch.equal(found, expected), f"depends on\n{found.int()}\nexpected\n{expected.int()}"
@@ -112,9 +139,10 @@ def test_nll_is_log2_k_bits_under_uniform_logits_and_lower_when_peaked():
         assert prior.nll_bits_per_code(torch.full((3, 5, 6), 7)).max() < 0.01
 
 
-@pytest.mark.parametrize("num_classes", [None, 4])
-def test_fast_sampling_gives_exactly_the_naive_codes(num_classes):
-    prior = make_prior(height=4, width=5, num_classes=num_classes, kernel_size=3, num_layers=3)
+@pytest.mark.parametrize("num_classes, kernel_size, dilation_cycle", [(None, 3, 1), (4, 3, 1), (None, 5, 3), (4, 3, 3)])
+def test_fast_sampling_gives_exactly_the_naive_codes(num_classes, kernel_size, dilation_cycle):
+    prior = make_prior(height=4, width=5, num_classes=num_classes, kernel_size=kernel_size, num_layers=3,
+                       dilation_cycle=dilation_cycle)
     labels = None if num_classes is None else torch.tensor([0, 1, 2, 3, 0, 1, 2])
     # 7 samples in batches of 3: the last batch is smaller.
     naive = sample_codes(prior, 7, seed=11, temperature=0.8, labels=labels, batch_size=3, method="naive")
