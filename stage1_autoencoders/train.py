@@ -58,6 +58,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="VQ-VAE: initialise the codebook by k-means on the first batch.")
     model.add_argument("--dead_code_threshold", type=float, default=1.0,
                        help="VQ-VAE: restart codes used less than this (EMA count) on encoder outputs.")
+    model.add_argument("--rotation_trick", action="store_true",
+                       help="VQ-VAE: pass gradients to the encoder by the rotation trick (Fifty et al. 2025), not straight-through.")
+    model.add_argument("--codebook_dim", type=int, default=None,
+                       help="VQ-VAE: look codes up in a projection to this many dimensions (ViT-VQGAN's factorized codes).")
+    model.add_argument("--cosine_codes", action="store_true",
+                       help="VQ-VAE: look codes up by cosine similarity of l2-normalised vectors (ViT-VQGAN).")
+    model.add_argument("--fsq_levels", type=int, nargs="+", default=None,
+                       help="VQ-VAE: finite scalar quantisation (Mentzer et al. 2023) with these levels per dimension "
+                            "instead of a learned codebook, e.g. 8 5 5 5 for 1,000 codes; --num_embeddings is then ignored.")
     add_data_arguments(parser)
     add_training_arguments(parser, default_output_dir="runs/stage1")
     args = parser.parse_args(argv)
@@ -69,9 +78,13 @@ def build_model(args, image_size: int, channels: int):
     common = dict(image_size=image_size, in_channels=channels, hidden_channels=tuple(args.hidden_channels),
                   likelihood=args.likelihood)
     if args.model == "vqvae":
-        return MODELS["vqvae"](**common, num_embeddings=args.num_embeddings, embedding_dim=args.embedding_dim,
+        # With FSQ the codebook size is the product of the levels; config.json records that size.
+        num_embeddings = math.prod(args.fsq_levels) if args.fsq_levels else args.num_embeddings
+        return MODELS["vqvae"](**common, num_embeddings=num_embeddings, embedding_dim=args.embedding_dim,
                                commitment_cost=args.commitment_cost, ema_decay=args.ema_decay,
-                               kmeans_init=args.kmeans_init, dead_code_threshold=args.dead_code_threshold)
+                               kmeans_init=args.kmeans_init, dead_code_threshold=args.dead_code_threshold,
+                               rotation_trick=args.rotation_trick, codebook_dim=args.codebook_dim,
+                               cosine_codes=args.cosine_codes, fsq_levels=args.fsq_levels)
     if args.model == "beta_vae":
         return MODELS["beta_vae"](**common, latent_dim=args.latent_dim, beta=args.beta, kl_warmup_steps=args.kl_warmup_steps,
                                   capacity_max=args.capacity_max, capacity_steps=args.capacity_steps)
