@@ -32,6 +32,10 @@ MODELS = {
     "gaussian_mixture_prior": ModelEntry(
         "stage2_prior.mixture_prior:MixturePrior", "autoencoder", "stage2_prior.mixture_prior:sample_images"
     ),
+    "flow_prior": ModelEntry("stage2_prior.flow_prior:FlowPrior", "autoencoder", "stage2_prior.flow_prior:sample_images"),
+    "two_stage_vae_prior": ModelEntry(
+        "stage2_prior.two_stage_vae:TwoStageVAEPrior", "autoencoder", "stage2_prior.flow_prior:sample_images"
+    ),
     "classifier": ModelEntry("evaluation.classifier:Classifier"),
 }
 
