@@ -28,6 +28,7 @@ MODELS = {
     "vae": ModelEntry("stage1_autoencoders.vae:VAE"),
     "beta_vae": ModelEntry("stage1_autoencoders.beta_vae:BetaVAE"),
     "vqvae": ModelEntry("stage1_autoencoders.vqvae:VQVAE"),
+    "vamp_vae": ModelEntry("stage1_autoencoders.vamp_vae:VampPriorVAE"),
     "gated_pixelcnn": ModelEntry("stage2_prior.pixelcnn:GatedPixelCNN", "vqvae", "stage2_prior.sampling:sample_images"),
     "gaussian_mixture_prior": ModelEntry(
         "stage2_prior.mixture_prior:MixturePrior", "autoencoder", "stage2_prior.mixture_prior:sample_images"

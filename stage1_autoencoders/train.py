@@ -49,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--capacity_max", type=float, default=0.0,
                        help="β-VAE: Burgess et al. 2018 capacity C (nats); loss uses β·|KL − C|. 0 turns it off.")
     model.add_argument("--capacity_steps", type=int, default=0, help="β-VAE: steps over which C grows to its max.")
+    model.add_argument("--num_pseudo_inputs", type=int, default=100, help="VampPrior VAE: learned pseudo-inputs K.")
     model.add_argument("--num_embeddings", type=int, default=64, help="VQ-VAE: codebook size K.")
     model.add_argument("--embedding_dim", type=int, default=16, help="VQ-VAE: code vector size D.")
     model.add_argument("--commitment_cost", type=float, default=0.25, help="VQ-VAE: β of the commitment loss.")
@@ -88,6 +89,8 @@ def build_model(args, image_size: int, channels: int):
     if args.model == "beta_vae":
         return MODELS["beta_vae"](**common, latent_dim=args.latent_dim, beta=args.beta, kl_warmup_steps=args.kl_warmup_steps,
                                   capacity_max=args.capacity_max, capacity_steps=args.capacity_steps)
+    if args.model == "vamp_vae":
+        return MODELS["vamp_vae"](**common, latent_dim=args.latent_dim, num_pseudo_inputs=args.num_pseudo_inputs)
     return MODELS[args.model](**common, latent_dim=args.latent_dim)
 
 

@@ -15,6 +15,7 @@ import zuko
 from hub import HubModel
 
 FLOWS = {"maf": zuko.flows.MAF, "nsf": zuko.flows.NSF}
+DISPLAY_NAMES = {"maf": "MAF", "nsf": "spline flow"}  # the prior's name in the report and the app's menus
 # Bounds on what a config.json may ask to build: enough for any latent prior here, small enough to build anywhere.
 MAX_LATENT_DIM, MAX_TRANSFORMS, MAX_HIDDEN_FEATURES, MAX_HIDDEN_LAYERS, MAX_BINS = 4096, 32, 4096, 8, 64
 
@@ -60,6 +61,10 @@ class FlowPrior(HubModel):
         """Sets shift and scale to the mean and standard deviation of the training latents (N, D)."""
         self.shift.copy_(latents.mean(0))
         self.scale.copy_(latents.std(0).clamp(min=1e-6))
+
+    @property
+    def display_name(self) -> str:
+        return DISPLAY_NAMES[self.flow_name]
 
     def _check(self, z: torch.Tensor) -> None:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
