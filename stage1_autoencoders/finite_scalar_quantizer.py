@@ -1,7 +1,13 @@
 """Finite scalar quantisation (Mentzer et al. 2023): each of a few latent dimensions is bounded and rounded to one
 of `levels[i]` values, so the codebook is the implicit grid of prod(levels) points. Nothing is learned, nothing
 can collapse, and there is no codebook or commitment loss; the code index is the grid point as a mixed-radix number
-(the first dimension least significant, as in vector-quantize-pytorch). Same interface as VectorQuantizer."""
+(the first dimension least significant, as in vector-quantize-pytorch). Same interface as VectorQuantizer.
+
+normalize_inputs standardises each dimension over the batch (a BatchNorm without affine parameters; running
+statistics at evaluation) before the bound. Without it, a small VQ-VAE collapses to one code within a few dozen
+steps: its encoder's outputs start nearly constant, the decoder pushes them all one way, and tanh saturates where
+no gradient brings them back (1 of 64 codes used after 120 MNIST steps, with this module and with
+vector-quantize-pytorch's FSQ alike). Standardised inputs spread over the levels from the first step on."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from torch import nn
 
 
 class FiniteScalarQuantizer(nn.Module):
-    def __init__(self, levels: tuple[int, ...] | list[int], embedding_dim: int, eps: float = 1e-3):
+    def __init__(self, levels: tuple[int, ...] | list[int], embedding_dim: int, normalize_inputs: bool = True, eps: float = 1e-3):
         super().__init__()
         levels = [int(level) for level in levels]
         if not levels or min(levels) < 3:
@@ -24,6 +30,7 @@ class FiniteScalarQuantizer(nn.Module):
         projected = embedding_dim != len(levels)
         self.project_in = nn.Linear(embedding_dim, len(levels)) if projected else nn.Identity()
         self.project_out = nn.Linear(len(levels), embedding_dim) if projected else nn.Identity()
+        self.normalize = nn.BatchNorm1d(len(levels), affine=False) if normalize_inputs else nn.Identity()
         basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)
         self.register_buffer("level_counts", torch.tensor(levels, dtype=torch.float32), persistent=False)
         self.register_buffer("basis", basis, persistent=False)
@@ -53,7 +60,7 @@ class FiniteScalarQuantizer(nn.Module):
 
     def nearest_codes(self, flat: torch.Tensor) -> torch.Tensor:
         """Encoder outputs (N, embedding_dim) -> code indices (N,) in 0..num_embeddings-1."""
-        return self.codes_to_indices(self.quantize(self.project_in(flat).float()))
+        return self.codes_to_indices(self.quantize(self.normalize(self.project_in(flat).float())))
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Code indices (B, h, w) -> quantised vectors (B, D, h, w)."""
@@ -63,7 +70,7 @@ class FiniteScalarQuantizer(nn.Module):
     def forward(self, z: torch.Tensor):
         """z (B, D, h, w) -> quantised z, codebook loss (0), commitment loss (0), indices (B, h, w), counts (K,)."""
         b, d, h, w = z.shape
-        codes = self.quantize(self.project_in(z.permute(0, 2, 3, 1).reshape(-1, d)).float())
+        codes = self.quantize(self.normalize(self.project_in(z.permute(0, 2, 3, 1).reshape(-1, d)).float()))
         indices = self.codes_to_indices(codes.detach())
         counts = torch.bincount(indices, minlength=self.num_embeddings).float()
         quantized = self.project_out(codes.to(z.dtype)).view(b, h, w, d).permute(0, 3, 1, 2)
