@@ -11,6 +11,8 @@ import pytest
 import torch
 import zuko
 
+from evaluation.evaluate import baseline_samples, load_groups
+from gradio_app.catalog import ModelSources, load_catalog
 from hub import TwoStageGenerator, from_pretrained
 from hub.auto import model_class
 from stage1_autoencoders import VampPriorVAE
@@ -84,10 +86,20 @@ def trained_vae(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def fitted_priors(trained_vae, tmp_path_factory):
+    """prior name -> the run folder of that prior, fitted by the script to the VAE's aggregate posterior."""
+    folders = {}
+    for prior in ("maf", "nsf", "two_stage_vae"):
+        folders[prior] = tmp_path_factory.mktemp(prior)
+        fit_latent_prior(["--autoencoder", str(trained_vae), "--prior", prior, "--hidden_features", "32", "32",
+                          "--max_train_steps", "150", "--checkpointing_steps", "100", "--output_dir", str(folders[prior])])
+    return folders
+
+
 @pytest.mark.parametrize("prior", ["maf", "nsf", "two_stage_vae"])
-def test_fitting_script_trains_a_prior_that_loads_as_a_generator(prior, trained_vae, tmp_path):
-    fit_latent_prior(["--autoencoder", str(trained_vae), "--prior", prior, "--hidden_features", "32", "32",
-                      "--max_train_steps", "150", "--checkpointing_steps", "100", "--output_dir", str(tmp_path)])
+def test_fitting_script_trains_a_prior_that_loads_as_a_generator(prior, fitted_priors):
+    tmp_path = fitted_priors[prior]
     info = json.loads((tmp_path / "training_info.json").read_text())
     metrics = info["final_metrics"]
     assert info["steps"] == 150 and info["prior"] == prior and (tmp_path / "checkpoints" / "checkpoint-100").is_dir()
@@ -161,3 +173,18 @@ def test_vampprior_vae_trains_with_its_own_prior_and_beats_n01_on_its_latents():
         assert model(images[:256]).loss.item() < first - 5.0
         latents = model.sample_posterior(to_float(data.test_images), torch.Generator().manual_seed(0))
         assert model.prior_log_prob(latents).mean() > torch.distributions.Normal(0, 1).log_prob(latents).sum(-1).mean()
+
+
+def test_the_report_and_the_app_list_each_prior_by_name(trained_vae, fitted_priors, tmp_path):
+    vamp = tmp_path / "vamp"
+    train_stage1(["--model", "vamp_vae", "--dataset_name", "digits", "--hidden_channels", "16", "32", "--latent_dim", "4",
+                  "--num_pseudo_inputs", "10", "--max_train_steps", "10", "--output_dir", str(vamp)])
+    sources = [str(trained_vae), *(str(folder) for folder in fitted_priors.values()), str(vamp)]
+    groups = {group.source: group for group in load_groups(sources, torch.device("cpu"))}
+    assert set(groups[str(trained_vae)].learned_priors) == {"MAF", "spline flow", "two-stage VAE"}
+    assert baseline_samples(groups[str(vamp)].model, 4, seed=0, batch_size=4)[0] == "VampPrior"
+    catalog = load_catalog(ModelSources(sources, "test"))
+    assert not catalog.problems
+    served = {model.source: model for model in catalog.models.values()}
+    assert served[str(trained_vae)].priors == ["N(0,I)", "MAF", "spline flow", "two-stage VAE"]
+    assert served[str(vamp)].priors == ["VampPrior"]
