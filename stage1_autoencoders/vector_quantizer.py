@@ -132,9 +132,9 @@ class VectorQuantizer(nn.Module):
 
         # Squared distances summed over each image's latent grid (averaged over the batch), on the same per-image
         # scale as the reconstruction NLL; a per-element mean would let the reconstruction term drown them.
-        commitment = (flat - quantized.detach()).pow(2).view(b, -1).sum(1).mean()
+        commitment = (flat - quantized.detach()).pow(2).reshape(b, -1).sum(1).mean()
         if self.ema_decay == 0:
-            codebook_loss = (quantized - flat.detach()).pow(2).view(b, -1).sum(1).mean()
+            codebook_loss = (quantized - flat.detach()).pow(2).reshape(b, -1).sum(1).mean()
         else:
             codebook_loss = torch.zeros((), device=z.device)
         if self.rotation_trick:
