@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--stage1_steps", type=int, default=400)
     parser.add_argument("--prior_steps", type=int, default=400)
     parser.add_argument("--hidden_channels", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--pixelcnn_channels", type=int, default=32, help="The PixelCNNs' channels (train.py: 64).")
+    parser.add_argument("--pixelcnn_layers", type=int, default=5, help="The PixelCNNs' layers (train.py: 8).")
     parser.add_argument("--latent_dim", type=int, default=8)
     parser.add_argument("--likelihood", default=None, help="Default: gaussian for digits, bernoulli otherwise.")
     parser.add_argument("--num_importance_samples", type=int, default=32)
@@ -75,7 +77,8 @@ def train_seed(args, seed: int) -> str:
         if name in QUANTIZERS:
             out_prior = out + "-pixelcnn"
             if not os.path.isfile(os.path.join(out_prior, "model.safetensors")):
-                run("stage2_prior/train.py", "--vqvae", out, *prior, "--codes_cache_dir", "", "--output_dir", out_prior)
+                run("stage2_prior/train.py", "--vqvae", out, *prior, "--codes_cache_dir", "", "--output_dir", out_prior,
+                    "--hidden_channels", str(args.pixelcnn_channels), "--num_layers", str(args.pixelcnn_layers))
             sources.append(out_prior)
     vae = os.path.join(folder, "vae")
     for latent_prior in LATENT_PRIORS:
