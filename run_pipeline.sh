@@ -24,6 +24,7 @@ launch stage1_autoencoders/train.py --model ae       --latent_dim 8 --num_train_
 launch stage1_autoencoders/train.py --model vae      --latent_dim 8 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vae" "${common[@]}"
 launch stage1_autoencoders/train.py --model beta_vae --latent_dim 8 --beta 2 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/beta_vae-2" "${common[@]}"
 launch stage1_autoencoders/train.py --model beta_vae --latent_dim 8 --beta 10 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/beta_vae-10" "${common[@]}"
+launch stage1_autoencoders/train.py --model vamp_vae --latent_dim 8 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vamp_vae" "${common[@]}"
 launch stage1_autoencoders/train.py --model vqvae    --num_embeddings 32 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vqvae" "${common[@]}"
 
 echo "== stage 2: learned priors"
@@ -32,8 +33,12 @@ launch stage2_prior/train.py --vqvae "$RUNS/vqvae" --conditional --num_train_epo
 for model in ae vae beta_vae-2 beta_vae-10; do
   python -m stage2_prior.fit_mixture --autoencoder "$RUNS/$model" --n_components 10 --output_dir "$RUNS/$model-gmm"
 done
+for prior in maf nsf two_stage_vae; do
+  launch stage2_prior/fit_latent_prior.py --autoencoder "$RUNS/vae" --prior "$prior" --output_dir "$RUNS/vae-$prior" \
+    --checkpointing_steps 1000 --checkpoints_total_limit 1
+done
 
 echo "== evaluation"
-python -m evaluation.evaluate "$RUNS"/ae "$RUNS"/vae "$RUNS"/beta_vae-2 "$RUNS"/beta_vae-10 "$RUNS"/vqvae \
-  "$RUNS"/*-gmm "$RUNS"/vqvae-pixelcnn --output_dir "$RUNS/report"
+python -m evaluation.evaluate "$RUNS"/ae "$RUNS"/vae "$RUNS"/beta_vae-2 "$RUNS"/beta_vae-10 "$RUNS"/vamp_vae "$RUNS"/vqvae \
+  "$RUNS"/*-gmm "$RUNS"/vae-{maf,nsf,two_stage_vae} "$RUNS"/vqvae-pixelcnn --output_dir "$RUNS/report"
 echo "Report: $RUNS/report/REPORT.md"

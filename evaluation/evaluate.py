@@ -39,9 +39,9 @@ from stage1_autoencoders.data import ImageData, images_from_every_class, load_im
 from stage2_prior.sampling import decode_codes, sample_uniform_codes
 from stage2_prior.stage1_runs import training_dataset
 
-STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae")
-VARIATIONAL_TYPES = ("vae", "beta_vae")
-PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "GMM"}  # others are shown by model_type
+STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae", "vamp_vae")
+VARIATIONAL_TYPES = ("vae", "beta_vae", "vamp_vae")
+PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "GMM", "two_stage_vae_prior": "two-stage VAE"}  # others are shown by model_type
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,7 +115,7 @@ def load_groups(sources: list[str], device: torch.device) -> list[ModelGroup]:
             groups[_key(decoder_id)] = group
         generator.decoder = group.model  # one copy of each stage-1 model
         generator.prior.to(device)
-        prior_name = PRIOR_NAMES.get(generator.prior.model_type, generator.prior.model_type)
+        prior_name = getattr(generator.prior, "display_name", None) or PRIOR_NAMES.get(generator.prior.model_type, generator.prior.model_type)
         if prior_name in group.learned_priors:
             prior_name = f"{prior_name} ({_short_name(source, set())})"
         group.learned_priors[prior_name] = generator
@@ -160,6 +160,9 @@ def baseline_samples(model, num_samples: int, seed: int, batch_size: int) -> tup
         codes = sample_uniform_codes(model.num_embeddings, tuple(model.latent_grid_size), num_samples, seed=seed)
         return "uniform", decode_codes(model, codes, batch_size)
     model.eval()
+    if getattr(model, "prior_name", None):  # a model trained with a prior of its own (the VampPrior VAE)
+        latents = model.sample_latents(num_samples, generator=torch.Generator().manual_seed(seed))
+        return model.prior_name, torch.cat([model.decode(batch) for batch in latents.split(batch_size)])
     device = next(model.parameters()).device
     z = torch.randn(num_samples, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     return "N(0,I)", torch.cat([model.decode(batch.to(device)) for batch in z.split(batch_size)])
@@ -189,7 +192,7 @@ def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[
             metrics[f"code_nll_bits_per_code[{name}]"] = bits
             per_prior[name] = {"nll": bits, "negative_elbo": None, "nll_unit": "bits/code"}
     elif model.model_type in VARIATIONAL_TYPES:
-        log_probs = {"N(0,I)": standard_normal_log_prob}
+        log_probs = {getattr(model, "prior_name", "N(0,I)"): getattr(model, "prior_log_prob", standard_normal_log_prob)}
         log_probs.update({name: g.prior.log_prob for name, g in group.learned_priors.items() if hasattr(g.prior, "log_prob")})
         likelihoods = vae_likelihoods(model, images, log_probs, args.num_importance_samples, batch_size=64, seed=args.seed, progress=True)
         for name, values in likelihoods.items():

@@ -24,8 +24,9 @@ from stage2_prior.stage1_runs import training_dataset
 MODELS_ENV = "TWOSTAGE_MODELS"
 DEFAULT_MODELS_FILE = "app_models.txt"
 DEFAULT_RUNS_DIR = "runs"
-STAGE1_NAMES = {"ae": "AE", "vae": "VAE", "beta_vae": "β-VAE", "vqvae": "VQ-VAE"}
-LEARNED_PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "Gaussian mixture"}
+STAGE1_NAMES = {"ae": "AE", "vae": "VAE", "beta_vae": "β-VAE", "vqvae": "VQ-VAE", "vamp_vae": "VampPrior VAE"}
+LEARNED_PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "Gaussian mixture",
+                       "two_stage_vae_prior": "two-stage VAE"}
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ServedModel:
     @property
     def baseline_prior(self) -> str:
         """The prior it is compared against, named as in the evaluation report."""
-        return "uniform" if self.model_type == "vqvae" else "N(0,I)"
+        return "uniform" if self.model_type == "vqvae" else getattr(self.model, "prior_name", "N(0,I)")
 
     @property
     def priors(self) -> list[str]:
@@ -140,7 +141,7 @@ def load_catalog(sources: ModelSources, device: torch.device | str = "cpu") -> C
             catalog.models[served.name] = by_source[source_key(decoder_source)] = served
         generator.decoder = served.model  # one copy of each stage-1 model
         generator.prior.to(device)
-        prior_name = LEARNED_PRIOR_NAMES[generator.prior.model_type]
+        prior_name = getattr(generator.prior, "display_name", None) or LEARNED_PRIOR_NAMES[generator.prior.model_type]
         if prior_name in served.learned_priors:
             prior_name = f"{prior_name} ({short_name(source)})"
         served.learned_priors[prior_name] = generator

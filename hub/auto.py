@@ -30,6 +30,8 @@ class ModelEntry:
     decoder_types: tuple[str, ...] = ()  # the model types that can decode its samples
 
 
+# The stage-1 models with a continuous latent vector, which the mixture, flow and two-stage priors model.
+CONTINUOUS_LATENT_TYPES = ("ae", "vae", "beta_vae", "vamp_vae")
 # A prior names its stage-1 model, which names nothing: no legitimate chain is longer.
 MAX_REFERENCE_DEPTH = 2
 
@@ -39,12 +41,20 @@ MODELS = {
     "vae": ModelEntry("stage1_autoencoders.vae:VAE"),
     "beta_vae": ModelEntry("stage1_autoencoders.beta_vae:BetaVAE"),
     "vqvae": ModelEntry("stage1_autoencoders.vqvae:VQVAE"),
+    "vamp_vae": ModelEntry("stage1_autoencoders.vamp_vae:VampPriorVAE"),
     "gated_pixelcnn": ModelEntry(
         "stage2_prior.pixelcnn:GatedPixelCNN", "vqvae", "stage2_prior.sampling:sample_images", ("vqvae",)
     ),
     "gaussian_mixture_prior": ModelEntry(
         "stage2_prior.mixture_prior:MixturePrior", "autoencoder", "stage2_prior.mixture_prior:sample_images",
-        ("ae", "vae", "beta_vae"),
+        CONTINUOUS_LATENT_TYPES,
+    ),
+    "flow_prior": ModelEntry(
+        "stage2_prior.flow_prior:FlowPrior", "autoencoder", "stage2_prior.flow_prior:sample_images", CONTINUOUS_LATENT_TYPES
+    ),
+    "two_stage_vae_prior": ModelEntry(
+        "stage2_prior.two_stage_vae:TwoStageVAEPrior", "autoencoder", "stage2_prior.flow_prior:sample_images",
+        CONTINUOUS_LATENT_TYPES,
     ),
     "classifier": ModelEntry("evaluation.classifier:Classifier"),
 }

@@ -31,6 +31,13 @@ DESCRIPTIONS = {
                               "{n_components} components with {covariance_type} covariances, fitted by EM to the "
                               "{latent_dim}-dimensional latents of the autoencoder `{autoencoder_id}`, which decodes "
                               "its samples",
+    "vamp_vae": "a VampPrior VAE (Tomczak & Welling, 2018) with a {latent_dim}-dimensional Gaussian latent, trained "
+                "and sampled with its own prior: the mixture of its posteriors at {num_pseudo_inputs} learned pseudo-inputs",
+    "flow_prior": "a normalizing-flow prior ({flow}, {transforms} transforms, on zuko) fitted to the aggregate posterior "
+                  "of the {latent_dim}-dimensional latents of the autoencoder `{autoencoder_id}`, which decodes its samples",
+    "two_stage_vae_prior": "the second VAE of a two-stage VAE (Dai & Wipf, 2019), fitted to the aggregate posterior of "
+                           "the {latent_dim}-dimensional latents of the autoencoder `{autoencoder_id}`, which decodes "
+                           "its samples",
     "classifier": "a small CNN classifier of {num_classes} classes, the offline feature extractor behind the "
                   "project's Inception Score, FID and KID",
 }
@@ -41,6 +48,9 @@ FAMILY_TAGS = {
     "vqvae": ["vq-vae", "autoencoder"],
     "gated_pixelcnn": ["pixelcnn", "vq-vae", "prior"],
     "gaussian_mixture_prior": ["gaussian-mixture", "prior"],
+    "vamp_vae": ["vampprior", "vae", "autoencoder"],
+    "flow_prior": ["normalizing-flow", "prior"],
+    "two_stage_vae_prior": ["two-stage-vae", "prior"],
     "classifier": ["image-classification"],
 }
 
@@ -113,10 +123,10 @@ def usage_snippet(config: dict, name_or_path: str) -> str | None:
             f'generator = from_pretrained("{name_or_path}")  # the prior and the stage-1 model it was trained for',
             f"images = generator.sample(16, seed=0{labels})  # (16, C, H, W) in [0, 1]",
         ]
-    elif model_type in ("vae", "beta_vae"):
+    elif model_type in ("vae", "beta_vae", "vamp_vae"):
         lines += [
             f'model = from_pretrained("{name_or_path}")',
-            "images = model.sample(16, generator=torch.Generator().manual_seed(0))  # decoded N(0, I) draws in [0, 1]",
+            "images = model.sample(16, generator=torch.Generator().manual_seed(0))  # decoded prior draws in [0, 1]",
         ]
     elif model_type == "vqvae":
         lines += [
@@ -167,6 +177,8 @@ def _description(config: dict) -> str:
         values["codebook_rule"] = (
             f"by exponential moving averages (decay {config['ema_decay']})" if config.get("ema_decay") else "by a codebook loss"
         )
+        if config.get("fsq_levels"):  # finite scalar quantisation: no codebook vectors, nothing learned
+            values["codebook_rule"] = f"as none: finite scalar quantisation with levels {config['fsq_levels']}"
     if model_type == "gated_pixelcnn":
         values["conditioning"] = f"conditioned on {config['num_classes']} classes" if config.get("num_classes") else "unconditional"
     sentence = DESCRIPTIONS.get(model_type, "a twostage model of type {model_type}").format(**values)

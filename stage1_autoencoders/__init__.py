@@ -3,9 +3,10 @@
 from stage1_autoencoders.autoencoder import AE
 from stage1_autoencoders.beta_vae import BetaVAE
 from stage1_autoencoders.vae import VAE
+from stage1_autoencoders.vamp_vae import VampPriorVAE
 from stage1_autoencoders.vector_quantizer import VectorQuantizer
 from stage1_autoencoders.vqvae import VQVAE
 
-MODELS = {"ae": AE, "vae": VAE, "beta_vae": BetaVAE, "vqvae": VQVAE}
+MODELS = {"ae": AE, "vae": VAE, "beta_vae": BetaVAE, "vqvae": VQVAE, "vamp_vae": VampPriorVAE}
 
-__all__ = ["AE", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "MODELS"]
+__all__ = ["AE", "VAE", "BetaVAE", "VQVAE", "VectorQuantizer", "VampPriorVAE", "MODELS"]

@@ -60,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--capacity_max", type=float, default=0.0,
                        help="β-VAE: Burgess et al. 2018 capacity C (nats); loss uses β·|KL − C|. 0 turns it off.")
     model.add_argument("--capacity_steps", type=int, default=0, help="β-VAE: steps over which C grows to its max.")
+    model.add_argument("--num_pseudo_inputs", type=int, default=100, help="VampPrior VAE: learned pseudo-inputs K.")
     model.add_argument("--num_embeddings", type=int, default=64, help="VQ-VAE: codebook size K.")
     model.add_argument("--embedding_dim", type=int, default=16, help="VQ-VAE: code vector size D.")
     model.add_argument("--commitment_cost", type=float, default=0.25, help="VQ-VAE: β of the commitment loss.")
@@ -69,6 +70,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="VQ-VAE: initialise the codebook by k-means on the first batch.")
     model.add_argument("--dead_code_threshold", type=float, default=1.0,
                        help="VQ-VAE: restart codes used less than this (EMA count) on encoder outputs.")
+    model.add_argument("--rotation_trick", action="store_true",
+                       help="VQ-VAE: pass gradients to the encoder by the rotation trick (Fifty et al. 2025), not straight-through.")
+    model.add_argument("--codebook_dim", type=int, default=None,
+                       help="VQ-VAE: look codes up in a projection to this many dimensions (ViT-VQGAN's factorized codes).")
+    model.add_argument("--cosine_codes", action="store_true",
+                       help="VQ-VAE: look codes up by cosine similarity of l2-normalised vectors (ViT-VQGAN).")
+    model.add_argument("--fsq_levels", type=int, nargs="+", default=None,
+                       help="VQ-VAE: finite scalar quantisation (Mentzer et al. 2023) with these levels per dimension "
+                            "instead of a learned codebook, e.g. 8 5 5 5 for 1,000 codes; --num_embeddings is then ignored.")
     add_data_arguments(parser)
     add_training_arguments(parser, default_output_dir="runs/stage1")
     args = parser.parse_args(argv)
@@ -111,12 +121,18 @@ def build_model(args, data):
                   likelihood=chosen_likelihood(args, data)[0], observation_std=args.observation_std,
                   downsampling_factor=args.downsampling_factor, num_res_blocks=args.num_res_blocks)
     if args.model == "vqvae":
-        return MODELS["vqvae"](**common, num_embeddings=args.num_embeddings, embedding_dim=args.embedding_dim,
+        # With FSQ the codebook size is the product of the levels; config.json records that size.
+        num_embeddings = math.prod(args.fsq_levels) if args.fsq_levels else args.num_embeddings
+        return MODELS["vqvae"](**common, num_embeddings=num_embeddings, embedding_dim=args.embedding_dim,
                                commitment_cost=args.commitment_cost, ema_decay=args.ema_decay,
-                               kmeans_init=args.kmeans_init, dead_code_threshold=args.dead_code_threshold)
+                               kmeans_init=args.kmeans_init, dead_code_threshold=args.dead_code_threshold,
+                               rotation_trick=args.rotation_trick, codebook_dim=args.codebook_dim,
+                               cosine_codes=args.cosine_codes, fsq_levels=args.fsq_levels)
     if args.model == "beta_vae":
         return MODELS["beta_vae"](**common, latent_dim=args.latent_dim, beta=args.beta, kl_warmup_steps=args.kl_warmup_steps,
                                   capacity_max=args.capacity_max, capacity_steps=args.capacity_steps)
+    if args.model == "vamp_vae":
+        return MODELS["vamp_vae"](**common, latent_dim=args.latent_dim, num_pseudo_inputs=args.num_pseudo_inputs)
     return MODELS[args.model](**common, latent_dim=args.latent_dim)
 
 

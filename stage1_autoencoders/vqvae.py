@@ -10,6 +10,7 @@ from torch import nn
 from hub import HubModel
 from stage1_autoencoders.likelihoods import check_likelihood, decoder_channels, reconstruction_mean, reconstruction_nll
 from stage1_autoencoders.networks import ConvDecoder, ConvEncoder, latent_grid_side
+from stage1_autoencoders.finite_scalar_quantizer import FiniteScalarQuantizer
 from stage1_autoencoders.outputs import AutoencoderOutput
 from stage1_autoencoders.vector_quantizer import VectorQuantizer
 
@@ -36,6 +37,10 @@ class VQVAE(HubModel):
         observation_std: float = 0.1,
         downsampling_factor: int | None = None,
         num_res_blocks: int = 1,
+        rotation_trick: bool = False,
+        codebook_dim: int | None = None,
+        cosine_codes: bool = False,
+        fsq_levels: tuple[int, ...] | None = None,
     ):
         super().__init__()
         self.image_size, self.in_channels = image_size, in_channels
@@ -46,7 +51,13 @@ class VQVAE(HubModel):
         self.latent_grid_size = (side, side)
         self.encoder = ConvEncoder(in_channels, hidden_channels, downsampling_factor, num_res_blocks)
         self.pre_quantization = nn.Conv2d(hidden_channels[-1], embedding_dim, 1)
-        self.quantizer = VectorQuantizer(num_embeddings, embedding_dim, commitment_cost, ema_decay, kmeans_init, dead_code_threshold)
+        if fsq_levels:  # FSQ: the codebook is the grid of levels, num_embeddings is their product
+            self.quantizer = FiniteScalarQuantizer(fsq_levels, embedding_dim)
+            self.num_embeddings = self.quantizer.num_embeddings
+        else:
+            self.quantizer = VectorQuantizer(num_embeddings, embedding_dim, commitment_cost, ema_decay, kmeans_init,
+                                             dead_code_threshold, rotation_trick=rotation_trick,
+                                             codebook_dim=codebook_dim, cosine_codes=cosine_codes)
         self.post_quantization = nn.Conv2d(embedding_dim, hidden_channels[-1], 1)
         self.decoder = ConvDecoder(decoder_channels(likelihood, in_channels), hidden_channels, downsampling_factor, num_res_blocks)
 
@@ -78,7 +89,7 @@ class VQVAE(HubModel):
     @torch.no_grad()
     def sample_uniform(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The baseline prior: every code drawn independently and uniformly (the VQ-VAE's own training prior)."""
-        device = self.quantizer.codebook.device
+        device = self.decoder.layers[-1].weight.device
         indices = torch.randint(self.num_embeddings, (n, *self.latent_grid_size), generator=generator,
                                 device=generator.device if generator else device)
         return self.decode_indices(indices.to(device))

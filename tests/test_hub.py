@@ -50,6 +50,9 @@ CONFIGS = {
     "classifier": dict(image_size=8, hidden_channels=[16], num_classes=10, feature_dim=32),
     "gated_pixelcnn": dict(num_embeddings=16, grid_height=2, grid_width=2, hidden_channels=16, num_layers=2),
     "gaussian_mixture_prior": dict(n_components=3, covariance_type="full"),
+    "vamp_vae": dict(SMALL, latent_dim=4, num_pseudo_inputs=5),
+    "flow_prior": dict(latent_dim=4, flow="nsf", transforms=2, hidden_features=[16, 16]),
+    "two_stage_vae_prior": dict(latent_dim=4, hidden_features=[16]),
 }
 TRAIN_STEPS = 2
 
@@ -60,8 +63,10 @@ def model_outputs(model, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if isinstance(model, TwoStageGenerator):
             if model.prior.model_type == "gated_pixelcnn":
                 score = model.prior.nll_bits_per_code(model.decoder.encode_to_indices(images))
-            else:
+            elif hasattr(model.prior, "log_prob"):
                 score = model.prior.log_prob(model.decoder.embed(images))
+            else:  # the two-stage VAE has no exact density: its samples alone
+                return {"samples": model.sample(4, seed=0)}
             return {"samples": model.sample(4, seed=0), "score": score}
         if model.model_type == "classifier":
             return {"logits": model(images)}
@@ -136,7 +141,7 @@ def pushed(local_hub, digits, tmp_path_factory):  # noqa: F811
     runs = tmp_path_factory.mktemp("runs")
     test_images = to_float(digits.test_images[:8])
     pushed = {}
-    for model_type in ("ae", "vae", "beta_vae", "vqvae", "classifier"):
+    for model_type in ("ae", "vae", "beta_vae", "vqvae", "vamp_vae", "classifier"):
         model = model_class(model_type)(**CONFIGS[model_type])
         loss = classifier_loss if model_type == "classifier" else autoencoder_loss
         train_briefly(model, loss, digits)
@@ -181,6 +186,15 @@ def pushed(local_hub, digits, tmp_path_factory):  # noqa: F811
                        {"test/latent_log_likelihood_mixture": test_log_likelihood})
     mixture_repo = f"{USER}/digits-vae-mixture"
     pushed["gaussian_mixture_prior"] = (mixture_repo, mixture_generator, push_run_folder(folder, mixture_repo))
+
+    # A flow and a two-stage VAE trained briefly on the VAE's aggregate posterior, naming the VAE as pushed.
+    for model_type in ("flow_prior", "two_stage_vae_prior"):
+        latent_prior = model_class(model_type)(**CONFIGS[model_type], autoencoder_id=vae_id, autoencoder_revision=vae_revision)
+        train_briefly(latent_prior, lambda model, images, labels: model(vae.sample_posterior(images)).mean(), digits)
+        latent_generator = TwoStageGenerator(latent_prior, vae, import_object(MODELS[model_type].sampler))
+        folder = write_run(latent_prior, runs / model_type, digits, latent_generator.sample(16, seed=0), {})
+        repo_id = f"{USER}/digits-vae-{model_type}"
+        pushed[model_type] = (repo_id, latent_generator, push_run_folder(folder, repo_id))
 
     # The VQ-VAE's repo moves on after the prior was trained: the prior must still load the revision it names.
     train_briefly(vqvae, autoencoder_loss, digits, steps=1, seed=1)
