@@ -34,11 +34,14 @@ class VampPriorVAE(VAE):
         latent_dim: int = 16,
         likelihood: str = "bernoulli",
         observation_std: float = 0.1,
+        downsampling_factor: int | None = None,
+        num_res_blocks: int = 1,
         num_pseudo_inputs: int = 100,
     ):
         if isinstance(num_pseudo_inputs, bool) or not isinstance(num_pseudo_inputs, int) or not 1 <= num_pseudo_inputs <= MAX_PSEUDO_INPUTS:
             raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs!r}: must be an integer from 1 to {MAX_PSEUDO_INPUTS}.")
-        super().__init__(image_size, in_channels, hidden_channels, latent_dim, likelihood, observation_std)
+        super().__init__(image_size, in_channels, hidden_channels, latent_dim, likelihood, observation_std,
+                         downsampling_factor, num_res_blocks)
         self.num_pseudo_inputs = num_pseudo_inputs
         # Pseudo-inputs are images: learned logits, squashed into [0, 1] like the data; they start near mid-grey noise.
         self.pseudo_input_logits = nn.Parameter(0.1 * torch.randn(num_pseudo_inputs, in_channels, image_size, image_size))

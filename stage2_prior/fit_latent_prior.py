@@ -13,6 +13,7 @@ training_info.json with the test latents' mean log-likelihood under the prior (f
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -25,27 +26,30 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
-from tqdm.auto import tqdm
 
 from stage1_autoencoders.data import to_float
 from stage2_prior.flow_prior import FlowPrior, sample_images
 from stage2_prior.stage1_runs import load_data_for, load_stage1_model
 from stage2_prior.two_stage_vae import TwoStageVAEPrior
-from training.arguments import add_data_arguments, add_training_arguments, check_training_arguments
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
-from training.checkpoints import resolve_checkpoint, save_checkpoint
-from training.guards import check_finite
+from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_scheduler
+from training.schedules import get_training_scheduler, set_schedule_position
+from training.step import training_step
 
 logger = get_logger(__name__)
 NUM_SAMPLES_SHOWN = 64
 CONTINUOUS_TYPES = ("ae", "vae", "beta_vae", "vamp_vae")
 PRIORS = ("maf", "nsf", "two_stage_vae")
+# A resumed run must have the checkpoint's values of these; the others (learning rate, steps, ...) may change.
+RUN_DEFINING_FLAGS = ("autoencoder", "autoencoder_revision", "prior", "hidden_features", "transforms", "bins",
+                      "dataset_name", "train_data_dir", "seed")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--autoencoder", required=True, help="The trained AE, VAE or β-VAE: a run folder or a Hub id.")
     parser.add_argument("--autoencoder_revision", default=None, help="Hub revision of --autoencoder.")
     model = parser.add_argument_group("prior")
@@ -97,14 +101,24 @@ def mean_log_likelihood(prior, latents: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat([prior.log_prob(batch) for batch in latents.split(batch_size)]).mean().item()
 
 
+def train_step(accelerator, prior, optimizer, scheduler, means: torch.Tensor, stds: torch.Tensor, max_grad_norm: float,
+               step: int, output_dir: str):
+    """One micro-batch: fresh latents from q(z | x), then -log p(z) (or the second VAE's negative ELBO) in nats."""
+    def forward():
+        return prior(draw_latents(means, stds)).mean(), None
+    return training_step(accelerator, prior, optimizer, scheduler, forward, max_grad_norm, step, output_dir)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
+                                            save_on_each_node=args.save_on_each_node),
     )
+    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
     set_seed(args.seed)
     autoencoder, (autoencoder_id, autoencoder_revision) = load_stage1_model(
         args.autoencoder, args.autoencoder_revision, CONTINUOUS_TYPES, "--autoencoder",
@@ -125,68 +139,59 @@ def main(argv=None) -> None:
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, max_train_steps)
+    scheduler = get_training_scheduler(args, optimizer, max_train_steps, accelerator.num_processes)
     prior, optimizer, train_loader, scheduler = accelerator.prepare(prior, optimizer, train_loader, scheduler)
     if accelerator.is_main_process:
         accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
-    resume = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    run_flags = json.loads(json.dumps({name: getattr(args, name) for name in RUN_DEFINING_FLAGS}))
+    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
     if resume is not None:
         path, global_step = resume
         accelerator.print(f"Resuming from {path} (step {global_step})")
-        try:
-            accelerator.load_state(path)
-        except RuntimeError as error:
-            raise SystemExit(
-                f"{path} does not fit this prior ({error}). Resume with the flags the run started with "
-                f"(--prior, --hidden_features, --transforms, --bins), or start a new --output_dir."
-            ) from error
+        check_run_flags(path, run_flags)
+        load_checkpoint(accelerator, path)
+        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
         first_epoch = global_step // steps_per_epoch
         batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
 
     unwrapped = accelerator.unwrap_model(prior)
     logger.info(f"{args.prior}: {sum(p.numel() for p in prior.parameters()):,} parameters, {len(train_means):,} "
                 f"training latents of size {autoencoder.latent_dim}, {max_train_steps} steps", main_process_only=True)
-    progress = tqdm(total=max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc=args.prior)
+    progress = Progress(max_train_steps, global_step, args.prior, enabled=accelerator.is_main_process)
     started = time.time()
     metrics: dict[str, float] = {}
+    logs: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
         epoch_loader = train_loader
         if epoch == first_epoch and batches_to_skip:
             epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
         epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
         for means, stds in epoch_loader:
-            with accelerator.accumulate(prior):
-                nats = prior(draw_latents(means, stds)).mean()  # -log p(z), or the second VAE's negative ELBO
-                loss = accelerator.reduce(nats.detach().float(), "mean")
-                check_finite(loss, global_step, args.output_dir)
-                accelerator.backward(nats)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(prior.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            if global_step >= max_train_steps:  # a run resumed from its final checkpoint trains no further
+                break
+            loss, _ = train_step(accelerator, prior, optimizer, scheduler, means, stds, args.max_grad_norm, global_step,
+                                 args.output_dir)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
-            progress.update(1)
             logs = {"train/loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
-            progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
+            progress.update(global_step, loss=f"{logs['train/loss']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
+                                args.save_on_each_node)
             if global_step >= max_train_steps:
                 break
         unwrapped.eval()
         test_log_likelihood = mean_log_likelihood(unwrapped, test_latents.to(accelerator.device))
         unwrapped.train()
-        metrics = {"epoch": epoch, "train/loss": loss.item()}
+        metrics = {"epoch": epoch, **{k: v for k, v in logs.items() if k == "train/loss"}}
         if test_log_likelihood is not None:
             metrics["test/latent_log_likelihood"] = test_log_likelihood
         accelerator.log(metrics, step=global_step)
-        if accelerator.is_main_process:
-            progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         if global_step >= max_train_steps:
             break
 
@@ -203,7 +208,8 @@ def main(argv=None) -> None:
         save_image(autoencoder.decode(z.to(accelerator.device)), os.path.join(args.output_dir, "samples_standard_normal.png"), nrow=8)
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=final.model_type,
                             prior=args.prior, autoencoder=args.autoencoder, dataset=data.info,
-                            num_train_images=len(train_means), num_test_images=len(test_latents))
+                            num_train_images=len(train_means), num_test_images=len(test_latents),
+                            resumed_from_checkpoint=resume[0] if resume else None)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)

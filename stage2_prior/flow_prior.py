@@ -9,6 +9,8 @@ Everything the flow needs is in config.json (checked before anything is built) a
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import zuko
 
@@ -18,6 +20,15 @@ FLOWS = {"maf": zuko.flows.MAF, "nsf": zuko.flows.NSF}
 DISPLAY_NAMES = {"maf": "MAF", "nsf": "spline flow"}  # the prior's name in the report and the app's menus
 # Bounds on what a config.json may ask to build: enough for any latent prior here, small enough to build anywhere.
 MAX_LATENT_DIM, MAX_TRANSFORMS, MAX_HIDDEN_FEATURES, MAX_HIDDEN_LAYERS, MAX_BINS = 4096, 32, 4096, 8, 64
+MAX_FLOW_PARAMETERS = 2**24  # 64 MB of float32: far above any latent prior here
+
+
+def flow_parameter_count(latent_dim: int, flow: str, transforms: int, hidden_features: tuple[int, ...], bins: int) -> int:
+    """What zuko's MAF / NSF of these sizes holds: per transform an MLP from z to each dimension's parameters (a
+    shift and log-scale, or a rational-quadratic spline's 3 * bins - 1)."""
+    per_dimension = 2 if flow == "maf" else 3 * bins - 1
+    widths = [latent_dim, *hidden_features, latent_dim * per_dimension]
+    return transforms * sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
 
 def _check_int(name: str, value, low: int, high: int) -> int:
@@ -51,8 +62,16 @@ class FlowPrior(HubModel):
         hidden_features = tuple(_check_int("hidden_features", width, 1, MAX_HIDDEN_FEATURES) for width in hidden_features)
         self.latent_dim, self.flow_name, self.transforms, self.bins = latent_dim, flow, transforms, bins
         self.autoencoder_id, self.autoencoder_revision = autoencoder_id, autoencoder_revision
+        size = flow_parameter_count(latent_dim, flow, transforms, hidden_features, bins)
+        if size > MAX_FLOW_PARAMETERS:
+            raise ValueError(f"a {flow} of these sizes holds {size:,} numbers, more than {MAX_FLOW_PARAMETERS:,}; "
+                             f"use fewer --transforms or smaller --hidden_features.")
         options = {"bins": bins} if flow == "nsf" else {}
-        self.flow = FLOWS[flow](latent_dim, transforms=transforms, hidden_features=hidden_features, **options)
+        # zuko builds its autoregressive masks with an op the meta device lacks (unique over rows), so a skeleton
+        # built for its shapes (hub/validation.py) holds the flow on the CPU: the count above bounds its size.
+        on_meta = torch.empty(0).is_meta
+        with torch.device("cpu") if on_meta else contextlib.nullcontext():
+            self.flow = FLOWS[flow](latent_dim, transforms=transforms, hidden_features=hidden_features, **options)
         self.register_buffer("shift", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
 
