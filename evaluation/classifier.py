@@ -7,10 +7,15 @@ Inception-v3 weights. (32, 64) channels reach 99.3% at twice the cost.
 
 from __future__ import annotations
 
+import json
+import math
+
 import torch
 from torch import nn
 
 from hub import HubModel
+from hub.files import model_file
+from hub.model_card import TRAINING_INFO_NAME
 
 
 class Classifier(HubModel):
@@ -39,6 +44,7 @@ class Classifier(HubModel):
         self.image_size = image_size
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.feature_dim = feature_dim
         blocks, channels = [], in_channels
         for width in hidden_channels:
             blocks += [
@@ -77,3 +83,16 @@ class Classifier(HubModel):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.features(images))
+
+
+def classifier_test_accuracy(name_or_path: str) -> float | None:
+    """The test accuracy a classifier's training_info.json records (what the report states beside the ceiling), or
+    None where it records none."""
+    try:
+        with open(model_file(name_or_path, TRAINING_INFO_NAME)) as file:
+            accuracy = json.load(file)["test_accuracy"]
+    except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    if not isinstance(accuracy, (int, float)) or not math.isfinite(accuracy) or not 0 <= accuracy <= 1:
+        raise ValueError(f"{name_or_path}: {TRAINING_INFO_NAME} records test_accuracy {accuracy!r}; expected a number in [0, 1].")
+    return float(accuracy)

@@ -16,13 +16,13 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
 from evaluation import figures
-from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, fidelity_metrics, inception_score, to_uint8
+from evaluation.classifier import classifier_test_accuracy
+from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, IS_SPLIT_SIZE, fidelity_metrics, real_ceiling, to_uint8
 from evaluation.likelihood import (
     code_nll_bits,
     codebook_statistics,
@@ -31,17 +31,14 @@ from evaluation.likelihood import (
     standard_normal_log_prob,
     vae_likelihoods,
 )
+from evaluation.models import ModelGroup, baseline_samples, load_models, sample_prior
 from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
-from hub import TwoStageGenerator, from_pretrained
-from hub.auto import MODELS as HUB_MODELS
 from stage1_autoencoders.data import ImageData, load_image_data
-from stage2_prior.sampling import decode_codes, sample_uniform_codes
-from stage2_prior.stage1_runs import training_dataset
 
-STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae")
 VARIATIONAL_TYPES = ("vae", "beta_vae")
-PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "GMM"}  # others are shown by model_type
+# Below this test accuracy the classifier's IS says more about the judge than the samples.
+MIN_CLASSIFIER_ACCURACY = 0.95
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,6 +57,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Classifier: its folder or Hub id (default: trained once per dataset and cached under "
                              "$TWOSTAGE_CACHE or ~/.cache/twostage). Inception-v3: a local weights file (default: "
                              "torch-fidelity downloads it).")
+    parser.add_argument("--is_split_size", type=int, default=IS_SPLIT_SIZE,
+                        help="IS is the mean over splits of this many samples, for samples and the real ceiling alike.")
+    parser.add_argument("--min_classifier_accuracy", type=float, default=MIN_CLASSIFIER_ACCURACY,
+                        help="Refuse to score with a classifier whose test accuracy is lower (see --accept_weak_classifier).")
+    parser.add_argument("--accept_weak_classifier", action="store_true",
+                        help="Score with a classifier under --min_classifier_accuracy anyway; the report says so.")
     parser.add_argument("--num_importance_samples", type=int, default=32,
                         help="k posterior samples per test image for the importance-weighted log p(x) of VAEs.")
     parser.add_argument("--tsne_points", type=int, default=1000, help="Test images shown in each latent t-SNE.")
@@ -68,69 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@dataclass
-class ModelGroup:
-    """A stage-1 model and the learned priors given for it (name -> the prior with this model as its decoder, and
-    name -> where that prior came from)."""
-
-    name: str
-    source: str
-    model: torch.nn.Module
-    learned_priors: dict[str, TwoStageGenerator] = field(default_factory=dict)
-    prior_sources: dict[str, str] = field(default_factory=dict)
-
-
-def _key(source: str) -> str:
-    return os.path.realpath(source) if os.path.isdir(source) else source
-
-
-def _short_name(source: str, taken) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(source.rstrip("/")) if os.path.isdir(source) else source)
-    candidate, index = name, 2
-    while candidate in taken:
-        candidate, index = f"{name}-{index}", index + 1
-    return candidate
-
-
-def load_groups(sources: list[str], device: torch.device) -> list[ModelGroup]:
-    """Loads every argument with hub.from_pretrained and files each prior under its stage-1 model."""
-    groups: dict[str, ModelGroup] = {}
-    priors: list[tuple[str, TwoStageGenerator]] = []
-    for source in sources:
-        loaded = from_pretrained(source)
-        if isinstance(loaded, TwoStageGenerator):
-            priors.append((source, loaded))
-        elif getattr(loaded, "model_type", None) in STAGE1_TYPES:
-            groups[_key(source)] = ModelGroup(_short_name(source, {g.name for g in groups.values()}), source, loaded.to(device))
-        else:
-            raise ValueError(
-                f"{source} is a {getattr(loaded, 'model_type', type(loaded).__name__)!r}, neither a stage-1 model "
-                f"({', '.join(STAGE1_TYPES)}) nor a prior. Pass a trained classifier with --feature_extractor_weights_path."
-            )
-    for source, generator in priors:
-        decoder_id = getattr(generator.prior, f"{HUB_MODELS[generator.prior.model_type].decoder}_id")
-        group = groups.get(_key(decoder_id))
-        if group is None:  # the prior's stage-1 model was not among the arguments: it was loaded with the prior
-            group = ModelGroup(_short_name(decoder_id, {g.name for g in groups.values()}), decoder_id, generator.decoder.to(device))
-            groups[_key(decoder_id)] = group
-        generator.decoder = group.model  # one copy of each stage-1 model
-        generator.prior.to(device)
-        prior_name = PRIOR_NAMES.get(generator.prior.model_type, generator.prior.model_type)
-        if prior_name in group.learned_priors:
-            prior_name = f"{prior_name} ({_short_name(source, set())})"
-        group.learned_priors[prior_name] = generator
-        group.prior_sources[prior_name] = source
-    return list(groups.values())
-
-
 def resolve_dataset(args, groups: list[ModelGroup]) -> str:
     """--dataset_name, or the dataset the first model that records one (training_info.json) was trained on."""
     if args.dataset_name:
         return args.dataset_name
     for group in groups:
-        dataset_name = training_dataset(group.source, None)
-        if dataset_name is not None:
-            return dataset_name
+        if group.dataset is not None:
+            return group.dataset
     raise SystemExit(
         "None of the models has a training_info.json naming its dataset; give the test split's dataset with "
         "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
@@ -151,26 +98,6 @@ def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_sample
     if data.channels != channels:
         raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
     return data, resolution
-
-
-@torch.no_grad()
-def baseline_samples(model, num_samples: int, seed: int, batch_size: int) -> tuple[str, torch.Tensor]:
-    """The prior a stage-1 model is compared against: uniform codes (VQ-VAE) or N(0, I) latents (the rest)."""
-    if model.model_type == "vqvae":
-        codes = sample_uniform_codes(model.num_embeddings, tuple(model.latent_grid_size), num_samples, seed=seed)
-        return "uniform", decode_codes(model, codes, batch_size)
-    model.eval()
-    device = next(model.parameters()).device
-    z = torch.randn(num_samples, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return "N(0,I)", torch.cat([model.decode(batch.to(device)) for batch in z.split(batch_size)])
-
-
-def learned_samples(generator: TwoStageGenerator, num_samples: int, seed: int) -> torch.Tensor:
-    """Samples of a learned prior; a class-conditional one gets the classes in turn (a balanced set)."""
-    options = {"seed": seed}
-    if getattr(generator.prior, "conditional", False):
-        options["labels"] = torch.arange(num_samples) % generator.prior.num_classes
-    return generator.sample(num_samples, **options)
 
 
 def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[str, dict]]:
@@ -225,18 +152,25 @@ def model_figures(group: ModelGroup, data: ImageData, figure_dir: str, args) -> 
 
 def evaluate(args, command: str) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    groups = load_groups(args.models, device)
+    loaded = load_models(args.models, device)
+    if loaded.classifiers:
+        raise SystemExit(f"{loaded.classifiers[0].source} is a classifier, not a model to evaluate; give it with "
+                         f"--feature_extractor_weights_path.")
+    groups = list(loaded.groups.values())
     dataset_name = resolve_dataset(args, groups)
     data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples)
     weights = args.feature_extractor_weights_path
     if args.feature_extractor == CLASSIFIER and weights is None:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
-    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed)
+    accuracy = classifier_test_accuracy(weights) if args.feature_extractor == CLASSIFIER else None
+    check_judge(accuracy, weights, args)
+    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed,
+                   is_split_size=args.is_split_size)
     num_samples = args.num_samples or len(data.test_images)
     figure_dir = os.path.join(args.output_dir, "figures")
     os.makedirs(figure_dir, exist_ok=True)
 
-    is_mean, is_std = inception_score(data.test_images, **scoring)
+    ceiling = real_ceiling(data.test_images, num_samples, **scoring)
     report = {
         "setup": {
             "command": command,
@@ -246,9 +180,14 @@ def evaluate(args, command: str) -> dict:
             "seed": args.seed,
             "feature_extractor": args.feature_extractor,
             "feature_extractor_weights_path": weights,
+            "classifier_test_accuracy": accuracy,
+            "weak_classifier": accuracy is not None and accuracy < args.min_classifier_accuracy,
+            "min_classifier_accuracy": args.min_classifier_accuracy,
+            "is_split_size": args.is_split_size,
+            "is_splits": ceiling["is_splits"],
             "num_importance_samples": args.num_importance_samples,
         },
-        "real_test_split": {"is": is_mean, "is_std": is_std},
+        "real_test_split": {key: ceiling[key] for key in ("is", "is_std", "num_samples", "withheld", "note")},
         "rows": [],
         "models": {},
     }
@@ -258,8 +197,8 @@ def evaluate(args, command: str) -> dict:
         samplers = {}
         baseline_name, baseline = baseline_samples(group.model, num_samples, args.seed, args.batch_size)
         samplers[baseline_name] = baseline
-        for prior_name, generator in group.learned_priors.items():
-            samplers[prior_name] = learned_samples(generator, num_samples, args.seed)
+        for prior_name in group.learned_priors:
+            samplers[prior_name] = sample_prior(group, prior_name, num_samples, args.seed)
         for prior_name, samples in samplers.items():
             grid_path = os.path.join(figure_dir, f"{group.name}-{re.sub(r'[^A-Za-z0-9]+', '_', prior_name)}-samples.png")
             figures.save_grid(samples[:64], grid_path)
@@ -280,13 +219,26 @@ def evaluate(args, command: str) -> dict:
     return report
 
 
+def check_judge(accuracy: float | None, weights: str, args) -> None:
+    """A weak classifier makes IS a score of the classifier: refused unless --accept_weak_classifier."""
+    if accuracy is None or accuracy >= args.min_classifier_accuracy or args.accept_weak_classifier:
+        return
+    raise SystemExit(
+        f"The classifier {weights} has test accuracy {accuracy:.4f}, under --min_classifier_accuracy "
+        f"{args.min_classifier_accuracy}: its IS and FID would not measure sample quality. Train a better one "
+        f"(python -m evaluation.train_classifier) or pass --accept_weak_classifier to score anyway (the report says so)."
+    )
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     command = "python -m evaluation.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
     report = evaluate(args, command)
-    print(f"Real test split IS (ceiling): {report['real_test_split']['is']:.2f}")
+    number = lambda value: "withheld" if value is None else f"{value:.2f}"
+    print(f"Real test split IS (ceiling, N={report['real_test_split']['num_samples']}): "
+          f"{number(report['real_test_split']['is'])}")
     for row in report["rows"]:
-        print(f"{row['model']:>20} {row['prior']:>10}  IS {row['is']:.2f}  FID {row['fid']:.2f}")
+        print(f"{row['model']:>20} {row['prior']:>28}  IS {number(row['is'])}  FID {number(row['fid'])}")
     print(f"Report: {os.path.join(args.output_dir, 'REPORT.md')}")
 
 

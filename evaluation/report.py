@@ -21,8 +21,13 @@ UNIT_COLUMNS = {"nll", "negative_elbo"}
 MISSING = "—"
 
 
+WITHHELD = "withheld"
+
+
 def format_cell(row: dict, key: str, template: str) -> str:
     value = row.get(key)
+    if key in row.get("withheld", {}):
+        return WITHHELD
     if value is None:
         return MISSING
     text = template.format(value)
@@ -53,22 +58,47 @@ def parse_table(markdown: str) -> list[dict[str, str]]:
     return [dict(zip(header, split(line))) for line in lines[start + 2 : end]]
 
 
+def withheld_notes(report: dict) -> list[str]:
+    """One line per reason a score was withheld, naming the rows it applies to."""
+    rows_by_reason: dict[str, list[str]] = {}
+    for row in report["rows"]:
+        for key, reason in row.get("withheld", {}).items():
+            rows_by_reason.setdefault(f"{key.upper()} withheld: {reason}.", []).append(f"{row['model']} + {row['prior']}")
+    return [f"- {reason} ({', '.join(rows)})" for reason, rows in rows_by_reason.items()]
+
+
+def ceiling_line(report: dict) -> str:
+    setup, ceiling = report["setup"], report["real_test_split"]
+    if ceiling["is"] is None:
+        value = f"withheld ({ceiling['withheld']['is']})"
+    else:
+        value = f"{ceiling['is']:.2f} ± {ceiling['is_std']:.2f}"
+    note = f"; {ceiling['note']}" if ceiling.get("note") else ""
+    accuracy = setup.get("classifier_test_accuracy")
+    judge = "" if accuracy is None else f" The classifier's test accuracy is {accuracy:.2%}."
+    weak = (f" **It is under {setup['min_classifier_accuracy']:.0%}: IS and FID here score the classifier as much "
+            "as the samples, and are no measure of quality.**" if setup.get("weak_classifier") else "")
+    return (f"**Ceiling**: the IS of {ceiling['num_samples']} real test images, scored as every row is, is "
+            f"{value}{note}; read every IS below against it.{judge}{weak}")
+
+
 def render_markdown(report: dict) -> str:
     setup = report["setup"]
-    ceiling = report["real_test_split"]
     parts = [
         "# twostage evaluation report",
         "",
         f"Made by: `{setup['command']}`",
         "",
-        f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). Samples per row: {setup['num_samples']}, "
-        f"seed {setup['seed']}. Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
+        f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). N = {setup['num_samples']} samples "
+        f"per row, seed {setup['seed']}. IS: mean ± std over {setup['is_splits']} splits of {setup['is_split_size']} "
+        f"samples. Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
         f"({setup['feature_extractor_weights_path']}).",
         "",
-        f"**Ceiling**: the real test split's own IS is {ceiling['is']:.2f} ± {ceiling['is_std']:.2f}; "
-        "read every IS below against it.",
+        ceiling_line(report),
         "",
         comparison_table(report["rows"]),
+        "",
+        *withheld_notes(report),
         "",
         "IS, precision, recall: higher is better; FID, KID, NLL, −ELBO, recon MSE: lower is better. "
         f"NLL and −ELBO of the (β-)VAEs are in bits per dimension of the test images, NLL importance-weighted with "
