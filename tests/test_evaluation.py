@@ -186,21 +186,23 @@ def test_report_json_and_table_agree(tmp_path, mnist_path, mnist_classifier):
     ])
     report = json.loads((report_dir / "report.json").read_text())
     table = parse_table((report_dir / "REPORT.md").read_text())
-    expected_rows = {("vae", "N(0,I)"), ("vae", "GMM"), ("ae", "N(0,I)"), ("ae", "GMM"), ("vqvae", "uniform"), ("vqvae", "PixelCNN")}
+    expected_rows = {("vae", "N(0,I)"), ("vae", "Gaussian mixture"), ("ae", "N(0,I)"), ("ae", "Gaussian mixture"), ("vqvae", "uniform"), ("vqvae", "PixelCNN")}
     assert {(row["model"], row["prior"]) for row in report["rows"]} == expected_rows
     assert [(row["model"], row["prior"]) for row in table] == [(row["model"], row["prior"]) for row in report["rows"]]
     for shown, row in zip(table, report["rows"]):
         for header, key, template in COLUMNS:
             value = row[key]
-            if value is None:
+            if key in row["withheld"]:
+                assert shown[header] == "withheld"
+            elif value is None:
                 assert shown[header] == "—"
             else:
                 decimals = int(re.search(r"\.(\d+)f", template).group(1))
                 assert _cell_value(shown[header]) == pytest.approx(value, abs=0.5 * 10**-decimals + 1e-12), (row, header)
     row = {(r["model"], r["prior"]): r for r in report["rows"]}
-    assert row["vae", "GMM"]["nll"] == pytest.approx(row["vae", "N(0,I)"]["nll"], rel=1e-5)
-    assert row["vae", "GMM"]["prior_source"] == str(tmp_path / "vae-gmm") and row["vae", "N(0,I)"]["prior_source"] is None
-    assert row["ae", "GMM"]["nll"] is None  # a deterministic decoder has no likelihood
+    assert row["vae", "Gaussian mixture"]["nll"] == pytest.approx(row["vae", "N(0,I)"]["nll"], rel=1e-5)
+    assert row["vae", "Gaussian mixture"]["prior_source"] == str(tmp_path / "vae-gmm") and row["vae", "N(0,I)"]["prior_source"] is None
+    assert row["ae", "Gaussian mixture"]["nll"] is None  # a deterministic decoder has no likelihood
     uniform, pixelcnn = row["vqvae", "uniform"], row["vqvae", "PixelCNN"]
     assert uniform["nll"] == pytest.approx(4.0) and uniform["nll_unit"] == "bits/code"  # log2 of 16 codes
     assert math.isfinite(pixelcnn["nll"]) and pixelcnn["nll_unit"] == "bits/code"
