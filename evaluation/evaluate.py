@@ -31,12 +31,19 @@ from evaluation.likelihood import (
     standard_normal_log_prob,
     vae_likelihoods,
 )
-from evaluation.models import ModelGroup, baseline_samples, load_models, sample_prior
+from evaluation.models import ModelGroup, balanced_labels, baseline_samples, is_conditional, load_models, sample_prior
 from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
 from stage1_autoencoders.data import ImageData, load_image_data
+from stage2_prior.class_baselines import ClassCodeFrequencies, ClassMixtures
+from stage2_prior.fit_mixture import latents_of
+from stage2_prior.sampling import decode_codes
 
 VARIATIONAL_TYPES = ("vae", "beta_vae")
+UNCONDITIONAL, CONDITIONAL = "unconditional", "class-conditional"  # the report's two tables
+CLASS_FREQUENCIES = "per-class code frequencies"
+CLASS_MIXTURES = "Gaussian mixture per class"
+CLASS_MIXTURE_COMPONENTS = 3  # per class: a digit's few styles, not the ten classes one mixture must cover
 # Below this test accuracy the classifier's IS says more about the judge than the samples.
 MIN_CLASSIFIER_ACCURACY = 0.95
 
@@ -49,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="The dataset whose test split is the reference; default: the one in the first run "
                              "folder's training_info.json.")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
+    parser.add_argument("--max_train_samples", type=int, default=None,
+                        help="Fit the class-conditional baselines to only the first N train images.")
     parser.add_argument("--num_samples", type=int, default=None,
                         help="Samples per model x prior (default: as many as test images).")
     parser.add_argument("--feature_extractor", default=CLASSIFIER, choices=FEATURE_EXTRACTORS,
@@ -98,6 +107,33 @@ def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_sample
     if data.channels != channels:
         raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
     return data, resolution
+
+
+def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None) -> ImageData:
+    """The train split with its labels, for the class-conditional baselines."""
+    train = load_image_data(dataset_name, resolution=resolution, max_train_samples=max_train_samples, max_test_samples=1)
+    if train.train_labels is None:
+        raise SystemExit(f"{dataset_name} has no labels, which the class-conditional priors' baselines are fitted with.")
+    return train
+
+
+@torch.no_grad()
+def class_baseline_samples(group: ModelGroup, train: ImageData, data: ImageData, num_samples: int, args):
+    """The group's class-conditional baseline (per-class code frequencies for a VQ-VAE, a mixture per class for
+    continuous latents) fitted to the train split: its name, samples of every class in turn, likelihood columns."""
+    model = group.model
+    labels = balanced_labels(num_samples, train.num_classes)
+    if model.model_type == "vqvae":
+        codes = encode_codes(model, train.train_images, args.batch_size, progress=True)
+        baseline = ClassCodeFrequencies(codes, train.train_labels, model.num_embeddings, train.num_classes)
+        test_codes = encode_codes(model, data.test_images, args.batch_size)
+        nll = {"nll": baseline.nll_bits(test_codes, data.test_labels), "negative_elbo": None, "nll_unit": "bits/code"}
+        return CLASS_FREQUENCIES, decode_codes(model, baseline.sample(labels, args.seed), args.batch_size), nll
+    latents = latents_of(model, train.train_images, args.batch_size, "encoding train split", seed=args.seed)
+    baseline = ClassMixtures(latents, train.train_labels, train.num_classes, CLASS_MIXTURE_COMPONENTS, seed=args.seed)
+    z = baseline.sample(labels, args.seed).to(next(model.parameters()).device)
+    samples = torch.cat([model.decode(batch) for batch in z.split(args.batch_size)])
+    return CLASS_MIXTURES, samples, {"nll": None, "negative_elbo": None, "nll_unit": None}
 
 
 def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[str, dict]]:
@@ -171,6 +207,9 @@ def evaluate(args, command: str) -> dict:
     os.makedirs(figure_dir, exist_ok=True)
 
     ceiling = real_ceiling(data.test_images, num_samples, **scoring)
+    # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
+    conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
+    train = load_train_split(dataset_name, resolution, args.max_train_samples) if conditional else None
     report = {
         "setup": {
             "command": command,
@@ -194,17 +233,25 @@ def evaluate(args, command: str) -> dict:
     for group in tqdm(groups, desc="models"):
         metrics, likelihood_columns = model_metrics(group, data, args)
         made = model_figures(group, data, figure_dir, args)
-        samplers = {}
+        # Unconditional rows first, each section led by its baseline: the learned prior beside what it replaces.
         baseline_name, baseline = baseline_samples(group.model, num_samples, args.seed, args.batch_size)
-        samplers[baseline_name] = baseline
-        for prior_name in group.learned_priors:
-            samplers[prior_name] = sample_prior(group, prior_name, num_samples, args.seed)
-        for prior_name, samples in samplers.items():
+        samplers = {baseline_name: (UNCONDITIONAL, baseline)}
+        for prior_name, generator in group.learned_priors.items():
+            if not is_conditional(generator):
+                samplers[prior_name] = (UNCONDITIONAL, sample_prior(group, prior_name, num_samples, args.seed))
+        if train is not None:
+            class_name, class_samples, class_nll = class_baseline_samples(group, train, data, num_samples, args)
+            samplers[class_name] = (CONDITIONAL, class_samples)
+            likelihood_columns[class_name] = class_nll
+        for prior_name, generator in group.learned_priors.items():
+            if is_conditional(generator):
+                samplers[prior_name] = (CONDITIONAL, sample_prior(group, prior_name, num_samples, args.seed))
+        for prior_name, (section, samples) in samplers.items():
             grid_path = os.path.join(figure_dir, f"{group.name}-{re.sub(r'[^A-Za-z0-9]+', '_', prior_name)}-samples.png")
             figures.save_grid(samples[:64], grid_path)
             made[f"{group.name} + {prior_name}: samples"] = grid_path
             scores = fidelity_metrics(to_uint8(samples), data.test_images, **scoring)
-            row = {"model": group.name, "model_type": group.model.model_type, "prior": prior_name,
+            row = {"section": section, "model": group.name, "model_type": group.model.model_type, "prior": prior_name,
                    "prior_source": group.prior_sources.get(prior_name), **scores}
             row.update(likelihood_columns.get(prior_name, {"nll": None, "negative_elbo": None, "nll_unit": None}))
             row["reconstruction_mse"] = metrics["reconstruction_mse"]
@@ -215,6 +262,7 @@ def evaluate(args, command: str) -> dict:
             "metrics": metrics,
             "figures": {caption: os.path.relpath(path, args.output_dir) for caption, path in made.items()},
         }
+    report["rows"].sort(key=lambda row: row["section"] != UNCONDITIONAL)  # as the tables show them: unconditional first
     write_report(report, args.output_dir)
     return report
 

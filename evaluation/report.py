@@ -47,15 +47,38 @@ def comparison_table(rows: list[dict]) -> str:
 
 
 def parse_table(markdown: str) -> list[dict[str, str]]:
-    """The first table of a REPORT.md back as one dict of cells (by header) per row."""
-    lines = markdown.splitlines()
-    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
+    """The comparison tables of a REPORT.md (every table before "## Per model") back as one dict of cells (by
+    header) per row, in order."""
+    lines = markdown.split("## Per model")[0].splitlines()
     split = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]
-    header = split(lines[start])
-    return [dict(zip(header, split(line))) for line in lines[start + 2 : end]]
+    rows, index = [], 0
+    while index < len(lines):
+        if not lines[index].startswith("|"):
+            index += 1
+            continue
+        header, index = split(lines[index]), index + 2  # the header and the |---| line under it
+        while index < len(lines) and lines[index].startswith("|"):
+            rows.append(dict(zip(header, split(lines[index]))))
+            index += 1
+    return rows
+
+
+SECTIONS = {
+    "unconditional": "## Unconditional priors\n\nEach learned prior beside the prior it replaces, which knows no labels "
+                     "either: uniform codes for the VQ-VAE, N(0, I) for the rest.",
+    "class-conditional": "## Class-conditional priors\n\nSampled with every class in turn, each beside a baseline that is "
+                         "given the labels too: per class, the train split's frequency of each code at each position "
+                         "(VQ-VAE), or a Gaussian mixture fitted to the class's latents (the rest).",
+}
+
+
+def section_tables(rows: list[dict]) -> list[str]:
+    parts = []
+    for section, heading in SECTIONS.items():
+        chosen = [row for row in rows if row.get("section", "unconditional") == section]
+        if chosen:
+            parts += [heading, "", comparison_table(chosen), ""]
+    return parts
 
 
 def withheld_notes(report: dict) -> list[str]:
@@ -96,8 +119,7 @@ def render_markdown(report: dict) -> str:
         "",
         ceiling_line(report),
         "",
-        comparison_table(report["rows"]),
-        "",
+        *section_tables(report["rows"]),
         *withheld_notes(report),
         "",
         "IS, precision, recall: higher is better; FID, KID, NLL, −ELBO, recon MSE: lower is better. "

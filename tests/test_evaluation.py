@@ -175,19 +175,32 @@ def test_report_json_and_table_agree(tmp_path, mnist_path, mnist_classifier):
     AE(latent_dim=8).save_pretrained(tmp_path / "ae")
     VQVAE(num_embeddings=16).save_pretrained(tmp_path / "vqvae")
     GatedPixelCNN(num_embeddings=16, hidden_channels=8, num_layers=2, vqvae_id=str(tmp_path / "vqvae")).save_pretrained(tmp_path / "pixelcnn")
+    GatedPixelCNN(num_embeddings=16, hidden_channels=8, num_layers=2, num_classes=10,
+                  vqvae_id=str(tmp_path / "vqvae")).save_pretrained(tmp_path / "pixelcnn-conditional")
     # Unfitted mixtures: every component is N(0, I), so the VAE's likelihood under it must equal that under N(0, I).
     MixturePrior(latent_dim=8, n_components=3, autoencoder_id=str(tmp_path / "vae")).save_pretrained(tmp_path / "vae-gmm")
     MixturePrior(latent_dim=8, n_components=3, autoencoder_id=str(tmp_path / "ae")).save_pretrained(tmp_path / "ae-gmm")
     report_dir = tmp_path / "report"
     main([
         str(tmp_path / "vae"), str(tmp_path / "ae"), str(tmp_path / "pixelcnn"), str(tmp_path / "vae-gmm"), str(tmp_path / "ae-gmm"),
-        "--output_dir", str(report_dir), "--dataset_name", mnist_path, "--max_eval_samples", "200",
+        str(tmp_path / "pixelcnn-conditional"),
+        "--output_dir", str(report_dir), "--dataset_name", mnist_path, "--max_eval_samples", "200", "--max_train_samples", "500",
         "--num_importance_samples", "2", "--tsne_points", "100", "--feature_extractor_weights_path", mnist_classifier,
     ])
     report = json.loads((report_dir / "report.json").read_text())
     table = parse_table((report_dir / "REPORT.md").read_text())
-    expected_rows = {("vae", "N(0,I)"), ("vae", "Gaussian mixture"), ("ae", "N(0,I)"), ("ae", "Gaussian mixture"), ("vqvae", "uniform"), ("vqvae", "PixelCNN")}
-    assert {(row["model"], row["prior"]) for row in report["rows"]} == expected_rows
+    expected_rows = {
+        "unconditional": {("vae", "N(0,I)"), ("vae", "Gaussian mixture"), ("ae", "N(0,I)"), ("ae", "Gaussian mixture"),
+                          ("vqvae", "uniform"), ("vqvae", "PixelCNN")},
+        "class-conditional": {("vae", "Gaussian mixture per class"), ("ae", "Gaussian mixture per class"),
+                              ("vqvae", "per-class code frequencies"), ("vqvae", "PixelCNN (class-conditional)")},
+    }
+    for section, rows in expected_rows.items():
+        assert {(row["model"], row["prior"]) for row in report["rows"] if row["section"] == section} == rows
+    markdown = (report_dir / "REPORT.md").read_text()
+    assert markdown.index("## Unconditional priors") < markdown.index("## Class-conditional priors")
+    assert "N = 200 samples per row" in markdown and "IS: mean ± std over 2 splits of 100 samples" in markdown
+    assert "the IS of 200 real test images, scored as every row is" in markdown and "test accuracy is 99." in markdown
     assert [(row["model"], row["prior"]) for row in table] == [(row["model"], row["prior"]) for row in report["rows"]]
     for shown, row in zip(table, report["rows"]):
         for header, key, template in COLUMNS:
@@ -210,3 +223,22 @@ def test_report_json_and_table_agree(tmp_path, mnist_path, mnist_classifier):
         for figure in model["figures"].values():
             assert (report_dir / figure).stat().st_size > 0
             assert f"]({figure})" in (report_dir / "REPORT.md").read_text()
+
+
+def test_per_class_code_frequencies_sample_and_score_each_class_from_its_own_codes():
+    from stage2_prior.class_baselines import ClassCodeFrequencies, ClassMixtures
+
+    codes = torch.cat([torch.full((50, 2, 2), 3), torch.full((50, 2, 2), 5)])
+    codes[:, 0, 0] = torch.arange(100) % 2  # one position where each class uses two codes equally
+    labels = torch.arange(100) // 50
+    frequencies = ClassCodeFrequencies(codes, labels, num_embeddings=8, num_classes=2, smoothing=0.01)
+    samples = frequencies.sample(torch.tensor([0] * 200 + [1] * 200), seed=0)
+    assert (samples[:200, 1:, :] == 3).float().mean() > 0.99 and (samples[200:, 1:, :] == 5).float().mean() > 0.99
+    assert 0.4 < (samples[:, 0, 0] == 1).float().mean() < 0.6
+    # Three positions of one certain code and one of two equally likely codes: about 1/4 bit per code.
+    assert frequencies.nll_bits(codes, labels) == pytest.approx(0.25, abs=0.01)
+    assert frequencies.nll_bits(codes, 1 - labels) > 5  # the other class's codes are all but impossible
+    latents = torch.cat([torch.randn(60, 2) - 5, torch.randn(60, 2) + 5])
+    mixtures = ClassMixtures(latents, torch.arange(120) // 60, num_classes=2, n_components=2)
+    z = mixtures.sample(torch.tensor([0, 1] * 50), seed=0)
+    assert (z[0::2] < 0).float().mean() > 0.95 and (z[1::2] > 0).float().mean() > 0.95
