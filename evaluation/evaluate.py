@@ -76,7 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="k posterior samples per test image for the importance-weighted log p(x) of VAEs.")
     parser.add_argument("--tsne_points", type=int, default=1000, help="Test images shown in each latent t-SNE.")
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0, help="Seeds sampling, importance samples, KID subsets, t-SNE.")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Seeds sampling, importance samples, IS splits, KID subsets, t-SNE, and the test split of a "
+                             "dataset without one (the digits), as training's --seed does: give the models' own.")
     return parser.parse_args(argv)
 
 
@@ -93,25 +95,28 @@ def resolve_dataset(args, groups: list[ModelGroup]) -> str:
     )
 
 
-def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None) -> tuple[ImageData, int | None]:
-    """The test split at the models' image size (the train split is not needed: one image of it is decoded)."""
+def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None,
+                    seed: int) -> tuple[ImageData, int | None]:
+    """The test split at the models' image size (the train split is not needed: one image of it is decoded).
+    `seed` picks the split where the dataset has no test split of its own (the digits), as training's --seed did."""
     shapes = {(group.model.in_channels, group.model.image_size) for group in groups}
     if len(shapes) > 1:
         raise SystemExit(f"The models take images of different (channels, size): {sorted(shapes)}; evaluate them in separate reports.")
     channels, size = shapes.pop()
-    data = load_image_data(dataset_name, max_train_samples=1, max_test_samples=max_eval_samples)
+    data = load_image_data(dataset_name, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
     resolution = None
     if data.resolution != size:
         resolution = size
-        data = load_image_data(dataset_name, resolution=size, max_train_samples=1, max_test_samples=max_eval_samples)
+        data = load_image_data(dataset_name, resolution=size, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
     if data.channels != channels:
         raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
     return data, resolution
 
 
-def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None) -> ImageData:
+def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None, seed: int) -> ImageData:
     """The train split with its labels, for the class-conditional baselines."""
-    train = load_image_data(dataset_name, resolution=resolution, max_train_samples=max_train_samples, max_test_samples=1)
+    train = load_image_data(dataset_name, resolution=resolution, seed=seed, max_train_samples=max_train_samples,
+                            max_test_samples=1)
     if train.train_labels is None:
         raise SystemExit(f"{dataset_name} has no labels, which the class-conditional priors' baselines are fitted with.")
     return train
@@ -194,7 +199,7 @@ def evaluate(args, command: str) -> dict:
                          f"--feature_extractor_weights_path.")
     groups = list(loaded.groups.values())
     dataset_name = resolve_dataset(args, groups)
-    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples)
+    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples, args.seed)
     weights = args.feature_extractor_weights_path
     if args.feature_extractor == CLASSIFIER and weights is None:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
@@ -209,7 +214,7 @@ def evaluate(args, command: str) -> dict:
     ceiling = real_ceiling(data.test_images, num_samples, **scoring)
     # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
     conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
-    train = load_train_split(dataset_name, resolution, args.max_train_samples) if conditional else None
+    train = load_train_split(dataset_name, resolution, args.max_train_samples, args.seed) if conditional else None
     report = {
         "setup": {
             "command": command,
