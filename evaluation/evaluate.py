@@ -228,7 +228,7 @@ def evaluate(args, command: str) -> dict:
             "weak_classifier": accuracy is not None and accuracy < args.min_classifier_accuracy,
             "min_classifier_accuracy": args.min_classifier_accuracy,
             "is_split_size": args.is_split_size,
-            "is_splits": ceiling["is_splits"],
+            "is_splits": num_samples // args.is_split_size,
             "num_importance_samples": args.num_importance_samples,
         },
         "real_test_split": {key: ceiling[key] for key in ("is", "is_std", "num_samples", "withheld", "note")},
