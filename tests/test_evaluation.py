@@ -242,3 +242,23 @@ def test_per_class_code_frequencies_sample_and_score_each_class_from_its_own_cod
     mixtures = ClassMixtures(latents, torch.arange(120) // 60, num_classes=2, n_components=2)
     z = mixtures.sample(torch.tensor([0, 1] * 50), seed=0)
     assert (z[0::2] < 0).float().mean() > 0.95 and (z[1::2] > 0).float().mean() > 0.95
+
+
+def test_a_weak_classifier_is_refused_as_a_judge_unless_accepted(tmp_path):
+    from evaluation.evaluate import main
+    from evaluation.train_classifier import save_classifier, train_classifier
+
+    digits = load_image_data("digits")
+    weak, metrics = train_classifier(digits, num_epochs=1, min_train_steps=2, learning_rate=1e-4)
+    assert metrics["test_accuracy"] < 0.95
+    save_classifier(weak, metrics, digits, {}, str(tmp_path / "weak"))
+    torch.manual_seed(0)
+    VAE(image_size=8, latent_dim=4, hidden_channels=(8, 16)).save_pretrained(tmp_path / "vae")
+    arguments = [str(tmp_path / "vae"), "--dataset_name", "digits", "--feature_extractor_weights_path", str(tmp_path / "weak"),
+                 "--num_importance_samples", "2", "--tsne_points", "50", "--output_dir", str(tmp_path / "report")]
+    with pytest.raises(SystemExit, match=r"test accuracy 0\.\d+, under --min_classifier_accuracy 0\.95.*--accept_weak_classifier"):
+        main(arguments)
+    main(arguments + ["--accept_weak_classifier"])
+    markdown = (tmp_path / "report" / "REPORT.md").read_text()
+    assert f"The classifier's test accuracy is {metrics['test_accuracy']:.2%}" in markdown
+    assert "It is under 95%: IS and FID here score the classifier as much as the samples" in markdown
