@@ -93,7 +93,7 @@ def withheld_notes(report: dict) -> list[str]:
 def ceiling_line(report: dict) -> str:
     setup, ceiling = report["setup"], report["real_test_split"]
     if ceiling["is"] is None:
-        value = f"withheld ({ceiling['withheld']['is']})"
+        value = f"withheld ({ceiling.get('withheld', {}).get('is')})"
     else:
         value = f"{ceiling['is']:.2f} ± {ceiling['is_std']:.2f}"
     note = f"; {ceiling['note']}" if ceiling.get("note") else ""
@@ -101,20 +101,22 @@ def ceiling_line(report: dict) -> str:
     judge = "" if accuracy is None else f" The classifier's test accuracy is {accuracy:.2%}."
     weak = (f" **It is under {setup['min_classifier_accuracy']:.0%}: IS and FID here score the classifier as much "
             "as the samples, and are no measure of quality.**" if setup.get("weak_classifier") else "")
-    return (f"**Ceiling**: the IS of {ceiling['num_samples']} real test images, scored as every row is, is "
+    return (f"**Ceiling**: the IS of {ceiling.get('num_samples', setup['num_samples'])} real test images, scored as every row is, is "
             f"{value}{note}; read every IS below against it.{judge}{weak}")
 
 
 def render_markdown(report: dict) -> str:
     setup = report["setup"]
+    # Reports written before IS had splits of a fixed size do not record them.
+    splits = (f" IS: mean ± std over {setup['is_splits']} splits of {setup['is_split_size']} samples."
+              if "is_split_size" in setup else "")
     parts = [
         "# twostage evaluation report",
         "",
         f"Made by: `{setup['command']}`",
         "",
         f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). N = {setup['num_samples']} samples "
-        f"per row, seed {setup['seed']}. IS: mean ± std over {setup['is_splits']} splits of {setup['is_split_size']} "
-        f"samples. Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
+        f"per row, seed {setup['seed']}.{splits} Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
         f"({setup['feature_extractor_weights_path']}).",
         "",
         ceiling_line(report),
