@@ -8,6 +8,7 @@ each: what they draw is poor, but every number and picture the app shows can be 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -184,6 +185,20 @@ def test_compare_priors_scores_both_grids_and_the_ceiling_at_the_requested_n(cli
     assert real_is == round(ceiling["is"], 2)
     assert f"N = {num_samples} samples each, IS over 1 splits of 100" in note
     assert f"the ceiling is the IS of {num_samples} real test images" in note and f"the classifier {classifier}" in note
+
+
+def test_compare_priors_shows_the_evaluation_reports_numbers_for_the_seed(client, runs, tmp_path):
+    """The app and the report load, sample and score through one path: the same N and seed give the same numbers."""
+    from evaluation.evaluate import main as evaluate
+
+    evaluate([str(runs / "beta_vae-gmm"), "--num_samples", "100", "--seed", "0", "--feature_extractor_weights_path",
+              str(runs / "classifier"), "--accept_weak_classifier", "--num_importance_samples", "2", "--tsne_points", "50",
+              "--output_dir", str(tmp_path / "report")])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = {row["prior"]: row for row in report["rows"]}
+    _, baseline_is, _, learned_is, real_is, _ = client.predict("beta_vae", "Gaussian mixture", 100, 0, api_name="/compare_priors")
+    assert baseline_is == round(rows["N(0,I)"]["is"], 2) and learned_is == round(rows["Gaussian mixture"]["is"], 2)
+    assert real_is == round(report["real_test_split"]["is"], 2)
 
 
 def test_score_gives_is_and_fid_against_the_test_split(client, runs, test_digits):
