@@ -123,6 +123,8 @@ def fidelity_metrics(
         raise ValueError(f"metrics={metrics}: choose one or more of {METRICS}.")
     if feature_extractor not in FEATURE_EXTRACTORS:
         raise ValueError(f"feature_extractor={feature_extractor!r}: choose one of {FEATURE_EXTRACTORS}.")
+    if is_split_size < 1:
+        raise ValueError(f"is_split_size={is_split_size}: give a positive number of samples per IS split (default {IS_SPLIT_SIZE}).")
     needs_real = bool({"fid", "kid", "prc"} & set(metrics))
     if needs_real and real is None:
         raise ValueError("FID, KID and precision/recall compare with real images: pass `real` (the test split).")
@@ -160,8 +162,6 @@ def fidelity_metrics(
     produced = {"isc": ("is", "is_std"), "fid": ("fid",), "kid": ("kid", "kid_std"), "prc": ("precision", "recall")}
     scores = {key: None for metric in metrics for key in produced[metric]}
     scores.update({ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results})
-    if "is" in withheld:
-        scores["is_std"] = None
     scores.update(withheld=withheld, num_samples=len(generated), is_split_size=is_split_size,
                   is_splits=is_splits if "isc" in metrics else None)
     return scores
