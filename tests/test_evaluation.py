@@ -262,3 +262,19 @@ def test_a_weak_classifier_is_refused_as_a_judge_unless_accepted(tmp_path):
     markdown = (tmp_path / "report" / "REPORT.md").read_text()
     assert f"The classifier's test accuracy is {metrics['test_accuracy']:.2%}" in markdown
     assert "It is under 95%: IS and FID here score the classifier as much as the samples" in markdown
+
+
+def test_colour_recipe_crops_and_flips_and_its_resnet_classifies_cifar_sized_images():
+    from evaluation.classifier import Classifier
+    from evaluation.train_classifier import COLOUR_ARCHITECTURE, random_crop_and_flip
+
+    torch.manual_seed(0)
+    images = torch.rand(64, 3, 32, 32)
+    unshifted = random_crop_and_flip(images, padding=0)
+    mirrored = [torch.equal(out, image.flip(-1)) for out, image in zip(unshifted, images)]
+    assert all(mirrored[index] or torch.equal(unshifted[index], images[index]) for index in range(64))
+    assert 10 < sum(mirrored) < 54  # about half mirrored
+    shifted = random_crop_and_flip(images)
+    assert shifted.shape == images.shape and not torch.equal(shifted, images)
+    resnet = Classifier(image_size=32, in_channels=3, num_classes=10, **COLOUR_ARCHITECTURE).eval()
+    assert resnet.features(images).shape == (64, COLOUR_ARCHITECTURE["feature_dim"]) and resnet(images).shape == (64, 10)
