@@ -72,9 +72,12 @@ class Handlers:
             baseline_is, learned_is = baseline_scores["is"], learned_scores["is"]
             reference = self.references.for_model(served)
             real_is, ceiling = self.ceiling(reference, num_samples, seed)
+            unlike = (f" {learned_prior} is given the classes (every class in turn) and {served.baseline_prior} is "
+                      f"not: the evaluation report sets it beside per-class baselines instead."
+                      if generation.is_conditional(served, learned_prior) else "")
             note = (f"N = {num_samples} samples each, IS over {protocol(learned_scores)}, from "
                     f"{reference.classifier_note}{judge(reference.classifier)}; {ceiling}. Higher is better: "
-                    f"confident and varied classes.{withheld(learned_scores)}")
+                    f"confident and varied classes.{withheld(learned_scores)}{unlike}")
         columns = self.columns(served, learned_prior, EVERY_CLASS, num_samples)
         return grid(baseline, columns), baseline_is, grid(learned, columns), learned_is, real_is, note
 
