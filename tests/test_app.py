@@ -201,6 +201,11 @@ def test_compare_priors_shows_the_evaluation_reports_numbers_for_the_seed(client
     assert real_is == round(report["real_test_split"]["is"], 2)
 
 
+def test_compare_priors_says_when_the_learned_prior_is_given_the_classes(client):
+    *_, note = client.predict("vqvae", "PixelCNN (class-conditional)", 100, 0, api_name="/compare_priors")
+    assert "PixelCNN (class-conditional) is given the classes (every class in turn) and uniform is not" in note
+
+
 def test_score_gives_is_and_fid_against_the_test_split(client, runs, test_digits):
     inception, inception_std, fid, note = client.predict("vqvae", "uniform", 200, 4, 1.0, EVERY_CLASS, api_name="/score")
     vqvae = from_pretrained(runs / "vqvae")
