@@ -257,8 +257,8 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     ceiling = "withheld" if real["is"] is None else f"{real['is']:.2f}"
     print(f"IS over {real['is_splits']} splits of {real['is_split_size']} samples (evaluation.fidelity's protocol), for "
           f"every sample set and for {settings['num_samples']:,} real test images (the ceiling): {ceiling}. "
-          + "".join(f"{key.upper()} withheld: {reason}. " for key, reason in real["withheld"].items()) + "Load average at the "
-          f"start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
+          + "".join(f"{key.upper()} withheld: {reason}. " for key, reason in real["withheld"].items())
+          + "Load average at the start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
 
 
 def _epochs(count: int) -> str:

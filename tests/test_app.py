@@ -29,7 +29,7 @@ from gradio_client.exceptions import AppError
 from local_hub import local_hub  # noqa: F401  (the fixture)
 from PIL import Image
 
-from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
+from evaluation.fidelity import fidelity_metrics, to_uint8
 from evaluation.train_classifier import save_classifier, train_classifier
 from gradio_app import generation
 from gradio_app import references as references_module
