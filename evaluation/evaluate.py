@@ -31,19 +31,13 @@ from evaluation.likelihood import (
     standard_normal_log_prob,
     vae_likelihoods,
 )
-from evaluation.models import ModelGroup, balanced_labels, baseline_samples, is_conditional, load_models, sample_prior
+from evaluation.models import ModelGroup, baseline_samples, fit_class_baseline, is_conditional, load_models, sample_prior
 from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
 from stage1_autoencoders.data import ImageData, load_image_data
-from stage2_prior.class_baselines import ClassCodeFrequencies, ClassMixtures
-from stage2_prior.fit_mixture import latents_of
-from stage2_prior.sampling import decode_codes
 
 VARIATIONAL_TYPES = ("vae", "beta_vae")
 UNCONDITIONAL, CONDITIONAL = "unconditional", "class-conditional"  # the report's two tables
-CLASS_FREQUENCIES = "per-class code frequencies"
-CLASS_MIXTURES = "Gaussian mixture per class"
-CLASS_MIXTURE_COMPONENTS = 3  # per class: a digit's few styles, not the ten classes one mixture must cover
 # Below this test accuracy the classifier's IS says more about the judge than the samples.
 MIN_CLASSIFIER_ACCURACY = 0.95
 
@@ -124,21 +118,15 @@ def load_train_split(dataset_name: str, resolution: int | None, max_train_sample
 
 @torch.no_grad()
 def class_baseline_samples(group: ModelGroup, train: ImageData, data: ImageData, num_samples: int, args):
-    """The group's class-conditional baseline (per-class code frequencies for a VQ-VAE, a mixture per class for
-    continuous latents) fitted to the train split: its name, samples of every class in turn, likelihood columns."""
+    """The group's class-conditional baseline fitted to the train split (evaluation.models.fit_class_baseline, as
+    the app fits it): its name, samples of every class in turn, and likelihood columns."""
     model = group.model
-    labels = balanced_labels(num_samples, train.num_classes)
+    baseline = fit_class_baseline(model, train.train_images, train.train_labels, train.num_classes, args.seed, args.batch_size)
+    nll = {"nll": None, "negative_elbo": None, "nll_unit": None}
     if model.model_type == "vqvae":
-        codes = encode_codes(model, train.train_images, args.batch_size, progress=True)
-        baseline = ClassCodeFrequencies(codes, train.train_labels, model.num_embeddings, train.num_classes)
         test_codes = encode_codes(model, data.test_images, args.batch_size)
-        nll = {"nll": baseline.nll_bits(test_codes, data.test_labels), "negative_elbo": None, "nll_unit": "bits/code"}
-        return CLASS_FREQUENCIES, decode_codes(model, baseline.sample(labels, args.seed), args.batch_size), nll
-    latents = latents_of(model, train.train_images, args.batch_size, "encoding train split", seed=args.seed)
-    baseline = ClassMixtures(latents, train.train_labels, train.num_classes, CLASS_MIXTURE_COMPONENTS, seed=args.seed)
-    z = baseline.sample(labels, args.seed).to(next(model.parameters()).device)
-    samples = torch.cat([model.decode(batch) for batch in z.split(args.batch_size)])
-    return CLASS_MIXTURES, samples, {"nll": None, "negative_elbo": None, "nll_unit": None}
+        nll = {"nll": baseline.fitted.nll_bits(test_codes, data.test_labels), "negative_elbo": None, "nll_unit": "bits/code"}
+    return baseline.name, baseline.sample(num_samples, args.seed, args.batch_size), nll
 
 
 def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[str, dict]]:

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from evaluation.likelihood import encode_codes
 from hub import TwoStageGenerator, from_pretrained
 from hub.auto import MODELS as HUB_MODELS
+from stage2_prior.class_baselines import ClassCodeFrequencies, ClassMixtures
+from stage2_prior.fit_mixture import latents_of
 from stage2_prior.sampling import decode_codes, sample_uniform_codes
 from stage2_prior.stage1_runs import training_dataset
 
@@ -23,6 +26,10 @@ STAGE1_NAMES = {"ae": "AE", "vae": "VAE", "beta_vae": "β-VAE", "vqvae": "VQ-VAE
 # One name per prior, in the report's tables and the app's menus alike.
 LEARNED_PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "Gaussian mixture"}
 CONDITIONAL_SUFFIX = " (class-conditional)"
+# The class-conditional baselines, fitted to the train split (stage2_prior/class_baselines.py).
+CLASS_FREQUENCIES = "per-class code frequencies"
+CLASS_MIXTURES = "Gaussian mixture per class"
+CLASS_MIXTURE_COMPONENTS = 3  # per class: a digit's few styles, not the ten classes one mixture must cover
 BATCH_SIZE = 256
 
 
@@ -177,3 +184,34 @@ def sample_prior(group: ModelGroup, prior: str, num_samples: int, seed: int, tem
     if is_conditional(generator):
         options["labels"] = balanced_labels(num_samples, generator.prior.num_classes) if label is None else label
     return generator.sample(num_samples, **options)
+
+
+@dataclass
+class ClassBaseline:
+    """A stage-1 model's class-conditional baseline: per-class code frequencies (VQ-VAE) or a mixture per class."""
+
+    name: str
+    model: torch.nn.Module
+    fitted: ClassCodeFrequencies | ClassMixtures
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, seed: int, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        """Float images (N, C, H, W) in [0, 1], every class in turn, as class-conditional priors are sampled."""
+        labels = balanced_labels(num_samples, self.fitted.num_classes)
+        if self.model.model_type == "vqvae":
+            return decode_codes(self.model, self.fitted.sample(labels, seed), batch_size)
+        self.model.eval()
+        z = self.fitted.sample(labels, seed).to(next(self.model.parameters()).device)
+        return torch.cat([self.model.decode(batch) for batch in z.split(batch_size)])
+
+
+def fit_class_baseline(model, train_images: torch.Tensor, train_labels: torch.Tensor, num_classes: int,
+                       seed: int, batch_size: int = BATCH_SIZE) -> ClassBaseline:
+    """Fits a model's class-conditional baseline to the train split's codes or latents (one posterior draw each)."""
+    if model.model_type == "vqvae":
+        codes = encode_codes(model, train_images, batch_size, progress=True)
+        return ClassBaseline(CLASS_FREQUENCIES, model,
+                             ClassCodeFrequencies(codes, train_labels, model.num_embeddings, num_classes))
+    latents = latents_of(model, train_images, batch_size, "encoding train split", seed=seed)
+    return ClassBaseline(CLASS_MIXTURES, model,
+                         ClassMixtures(latents, train_labels, num_classes, CLASS_MIXTURE_COMPONENTS, seed=seed))

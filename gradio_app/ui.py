@@ -129,7 +129,7 @@ def compare_tab(catalog: Catalog, handlers: Handlers) -> None:
     button = gr.Button("Compare", variant="primary")
     with gr.Row():
         with gr.Column():
-            baseline = gr.Image(label="Baseline prior: N(0, I), or uniform codes for a VQ-VAE", type="pil", format="png",
+            baseline = gr.Image(label="Baseline prior: N(0, I) or uniform codes; per-class for a class-conditional prior", type="pil", format="png",
                                 interactive=False, height=420, elem_id="baseline-samples")
             baseline_is = gr.Number(label="Inception Score, baseline prior", precision=2, interactive=False,
                                     elem_id="baseline-is")

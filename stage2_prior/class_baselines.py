@@ -56,6 +56,7 @@ class ClassMixtures:
         if missing:
             raise ValueError(f"classes {missing} have fewer than n_components={n_components} train images to fit a "
                              f"mixture to; use more train images or fewer components.")
+        self.num_classes = num_classes
         self.mixtures = [MixturePrior.fit(latents[labels == label], n_components, seed=seed) for label in range(num_classes)]
 
     @torch.no_grad()

@@ -201,9 +201,18 @@ def test_compare_priors_shows_the_evaluation_reports_numbers_for_the_seed(client
     assert real_is == round(report["real_test_split"]["is"], 2)
 
 
-def test_compare_priors_says_when_the_learned_prior_is_given_the_classes(client):
-    *_, note = client.predict("vqvae", "PixelCNN (class-conditional)", 100, 0, api_name="/compare_priors")
-    assert "PixelCNN (class-conditional) is given the classes (every class in turn) and uniform is not" in note
+def test_a_class_conditional_prior_is_compared_with_the_reports_per_class_baseline(client, runs, tmp_path):
+    """Like information: the conditional PixelCNN beside per-class code frequencies, the report's numbers for both."""
+    from evaluation.evaluate import main as evaluate
+
+    evaluate([str(runs / "vqvae-pixelcnn"), "--num_samples", "100", "--seed", "0", "--feature_extractor_weights_path",
+              str(runs / "classifier"), "--accept_weak_classifier", "--tsne_points", "50", "--output_dir", str(tmp_path / "report")])
+    rows = {row["prior"]: row for row in json.loads((tmp_path / "report" / "report.json").read_text())["rows"]}
+    _, baseline_is, _, learned_is, _, note = client.predict("vqvae", "PixelCNN (class-conditional)", 100, 0,
+                                                            api_name="/compare_priors")
+    assert baseline_is == round(rows["per-class code frequencies"]["is"], 2)
+    assert learned_is == round(rows["PixelCNN (class-conditional)"]["is"], 2)
+    assert "Both are given the classes (every class in turn): the baseline is the per-class code frequencies" in note
 
 
 def test_score_gives_is_and_fid_against_the_test_split(client, runs, test_digits):
