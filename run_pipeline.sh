@@ -9,15 +9,17 @@ DATASET=${DATASET:-digits}
 EPOCHS=${EPOCHS:-15}
 PRIOR_EPOCHS=${PRIOR_EPOCHS:-$EPOCHS}
 RUNS=${RUNS:-runs}
+SEED=${SEED:-0}  # every training run, mixture fit and the evaluation (benchmarks/compare_priors.py --seeds sets it)
 BATCH=${BATCH:-64}
 # The digits have 17 grey levels, which a Gaussian likelihood fits; Bernoulli suits near-binary MNIST.
 LIKELIHOOD=${LIKELIHOOD:-$([ "$DATASET" = digits ] && echo gaussian || echo bernoulli)}
 EXTRA=${EXTRA:-}  # more flags for every training run, e.g. "--resolution 32" or "--hidden_channels 32 64 128"
 
-python -m pip install -q -e . >/dev/null 2>&1 || python -m pip install -e .
+# SKIP_INSTALL=1 where the project is importable already (a shared environment, PYTHONPATH set).
+[ "${SKIP_INSTALL:-0}" = 1 ] || python -m pip install -q -e . >/dev/null 2>&1 || python -m pip install -e .
 export ACCELERATE_USE_CPU=${ACCELERATE_USE_CPU:-$(python -c "import torch; print(int(not torch.cuda.is_available()))")}
 launch() { accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "$@"; }
-common=(--dataset_name "$DATASET" --likelihood "$LIKELIHOOD" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1 $EXTRA)
+common=(--dataset_name "$DATASET" --likelihood "$LIKELIHOOD" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1 --seed "$SEED" --overwrite_output_dir $EXTRA)
 
 echo "== stage 1: autoencoders on $DATASET"
 launch stage1_autoencoders/train.py --model ae       --latent_dim 8 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/ae" "${common[@]}"
@@ -28,17 +30,22 @@ launch stage1_autoencoders/train.py --model vamp_vae --latent_dim 8 --num_train_
 launch stage1_autoencoders/train.py --model vqvae    --num_embeddings 32 --num_train_epochs "$EPOCHS" --output_dir "$RUNS/vqvae" "${common[@]}"
 
 echo "== stage 2: learned priors"
-launch stage2_prior/train.py --vqvae "$RUNS/vqvae" --conditional --num_train_epochs "$PRIOR_EPOCHS" --output_dir "$RUNS/vqvae-pixelcnn" \
-  --dataset_name "$DATASET" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1
+# Both PixelCNNs: the unconditional one against uniform codes, the class-conditional one against per-class code
+# frequencies (the report fits that baseline); labels are information an unconditional baseline does not have.
+prior_common=(--vqvae "$RUNS/vqvae" --num_train_epochs "$PRIOR_EPOCHS" --dataset_name "$DATASET" --train_batch_size "$BATCH"
+              --checkpointing_steps 1000 --checkpoints_total_limit 1 --seed "$SEED" --overwrite_output_dir)
+launch stage2_prior/train.py "${prior_common[@]}" --output_dir "$RUNS/vqvae-pixelcnn"
+launch stage2_prior/train.py "${prior_common[@]}" --conditional --output_dir "$RUNS/vqvae-pixelcnn-conditional"
 for model in ae vae beta_vae-2 beta_vae-10; do
-  python -m stage2_prior.fit_mixture --autoencoder "$RUNS/$model" --n_components 10 --output_dir "$RUNS/$model-gmm"
+  python -m stage2_prior.fit_mixture --autoencoder "$RUNS/$model" --n_components 10 --seed "$SEED" --output_dir "$RUNS/$model-gmm"
 done
 for prior in maf nsf two_stage_vae; do
   launch stage2_prior/fit_latent_prior.py --autoencoder "$RUNS/vae" --prior "$prior" --output_dir "$RUNS/vae-$prior" \
-    --checkpointing_steps 1000 --checkpoints_total_limit 1
+    --checkpointing_steps 1000 --checkpoints_total_limit 1 --seed "$SEED" --overwrite_output_dir
 done
 
 echo "== evaluation"
 python -m evaluation.evaluate "$RUNS"/ae "$RUNS"/vae "$RUNS"/beta_vae-2 "$RUNS"/beta_vae-10 "$RUNS"/vamp_vae "$RUNS"/vqvae \
-  "$RUNS"/*-gmm "$RUNS"/vae-{maf,nsf,two_stage_vae} "$RUNS"/vqvae-pixelcnn --output_dir "$RUNS/report"
+  "$RUNS"/*-gmm "$RUNS"/vae-{maf,nsf,two_stage_vae} "$RUNS"/vqvae-pixelcnn "$RUNS"/vqvae-pixelcnn-conditional \
+  --seed "$SEED" --output_dir "$RUNS/report"
 echo "Report: $RUNS/report/REPORT.md"

@@ -245,12 +245,20 @@ def print_table(settings: dict, results: dict, scores: dict, seconds: float) -> 
     print(header)
     print("-" * len(header))
     for figure, ours, theirs, higher_better, fmt in rows:
+        if ours is None or theirs is None:  # a score withheld at this N (evaluation.fidelity says why)
+            show = lambda value: "withheld" if value is None else format(value, fmt)  # noqa: E731
+            print(f"{figure:<{width}}{show(ours):>12}{show(theirs):>12}{'n/a':>12}")
+            continue
         numerator, denominator = (ours, theirs) if higher_better else (theirs, ours)
         advantage = f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"  # e.g. a recall of 0
         print(f"{figure:<{width}}{ours:>12{fmt}}{theirs:>12{fmt}}{advantage:>12}")
     print(f"advantage: twostage / pythae where higher is better, pythae / twostage where lower is; >1: twostage better.")
-    print(f"IS of {settings['num_samples']:,} real test images (the ceiling): {scores['real']['is']:.2f}. Load average at the "
-          f"start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
+    real = scores["real"]
+    ceiling = "withheld" if real["is"] is None else f"{real['is']:.2f}"
+    print(f"IS over {real['is_splits']} splits of {real['is_split_size']} samples (evaluation.fidelity's protocol), for "
+          f"every sample set and for {settings['num_samples']:,} real test images (the ceiling): {ceiling}. "
+          + "".join(f"{key.upper()} withheld: {reason}. " for key, reason in real["withheld"].items())
+          + "Load average at the start of the runs: " + ", ".join(f"{run} {results['twostage', run]['load_average']:.1f}" for run in RUNS))
 
 
 def _epochs(count: int) -> str:

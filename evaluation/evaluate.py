@@ -16,13 +16,13 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
 from evaluation import figures
-from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, fidelity_metrics, inception_score, to_uint8
+from evaluation.classifier import classifier_test_accuracy
+from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, IS_SPLIT_SIZE, fidelity_metrics, real_ceiling, to_uint8
 from evaluation.likelihood import (
     code_nll_bits,
     codebook_statistics,
@@ -31,17 +31,15 @@ from evaluation.likelihood import (
     standard_normal_log_prob,
     vae_likelihoods,
 )
+from evaluation.models import ModelGroup, baseline_samples, fit_class_baseline, is_conditional, load_models, sample_prior
 from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
-from hub import TwoStageGenerator, from_pretrained
-from hub.auto import MODELS as HUB_MODELS
 from stage1_autoencoders.data import ImageData, images_from_every_class, load_image_data, spread_over_classes
-from stage2_prior.sampling import decode_codes, sample_uniform_codes
-from stage2_prior.stage1_runs import training_dataset
 
-STAGE1_TYPES = ("ae", "vae", "beta_vae", "vqvae", "vamp_vae")
 VARIATIONAL_TYPES = ("vae", "beta_vae", "vamp_vae")
-PRIOR_NAMES = {"gated_pixelcnn": "PixelCNN", "gaussian_mixture_prior": "GMM", "two_stage_vae_prior": "two-stage VAE"}  # others are shown by model_type
+UNCONDITIONAL, CONDITIONAL = "unconditional", "class-conditional"  # the report's two tables
+# Below this test accuracy the classifier's IS says more about the judge than the samples.
+MIN_CLASSIFIER_ACCURACY = 0.95
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="The dataset whose test split is the reference; default: the one in the first run "
                              "folder's training_info.json.")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
+    parser.add_argument("--max_train_samples", type=int, default=None,
+                        help="Fit the class-conditional baselines to only the first N train images.")
     parser.add_argument("--num_samples", type=int, default=None,
                         help="Samples per model x prior (default: as many as test images).")
     parser.add_argument("--feature_extractor", default=CLASSIFIER, choices=FEATURE_EXTRACTORS,
@@ -60,67 +60,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Classifier: its folder or Hub id (default: trained once per dataset and cached under "
                              "$TWOSTAGE_CACHE or ~/.cache/twostage). Inception-v3: a local weights file (default: "
                              "torch-fidelity downloads it).")
+    parser.add_argument("--is_split_size", type=int, default=IS_SPLIT_SIZE,
+                        help="IS is the mean over splits of this many samples, for samples and the real ceiling alike.")
+    parser.add_argument("--min_classifier_accuracy", type=float, default=MIN_CLASSIFIER_ACCURACY,
+                        help="Refuse to score with a classifier whose test accuracy is lower (see --accept_weak_classifier).")
+    parser.add_argument("--accept_weak_classifier", action="store_true",
+                        help="Score with a classifier under --min_classifier_accuracy anyway; the report says so.")
     parser.add_argument("--num_importance_samples", type=int, default=32,
                         help="k posterior samples per test image for the importance-weighted log p(x) of VAEs.")
     parser.add_argument("--tsne_points", type=int, default=1000, help="Test images shown in each latent t-SNE.")
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0, help="Seeds sampling, importance samples, KID subsets, t-SNE.")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Seeds sampling, importance samples, IS splits, KID subsets, t-SNE, and the test split of a "
+                             "dataset without one (the digits), as training's --seed does: give the models' own.")
     return parser.parse_args(argv)
-
-
-@dataclass
-class ModelGroup:
-    """A stage-1 model and the learned priors given for it (name -> the prior with this model as its decoder, and
-    name -> where that prior came from)."""
-
-    name: str
-    source: str
-    model: torch.nn.Module
-    learned_priors: dict[str, TwoStageGenerator] = field(default_factory=dict)
-    prior_sources: dict[str, str] = field(default_factory=dict)
-
-
-def _key(source: str) -> str:
-    return os.path.realpath(source) if os.path.isdir(source) else source
-
-
-def _short_name(source: str, taken) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(source.rstrip("/")) if os.path.isdir(source) else source)
-    candidate, index = name, 2
-    while candidate in taken:
-        candidate, index = f"{name}-{index}", index + 1
-    return candidate
-
-
-def load_groups(sources: list[str], device: torch.device) -> list[ModelGroup]:
-    """Loads every argument with hub.from_pretrained and files each prior under its stage-1 model."""
-    groups: dict[str, ModelGroup] = {}
-    priors: list[tuple[str, TwoStageGenerator]] = []
-    for source in sources:
-        loaded = from_pretrained(source)
-        if isinstance(loaded, TwoStageGenerator):
-            priors.append((source, loaded))
-        elif getattr(loaded, "model_type", None) in STAGE1_TYPES:
-            groups[_key(source)] = ModelGroup(_short_name(source, {g.name for g in groups.values()}), source, loaded.to(device))
-        else:
-            raise ValueError(
-                f"{source} is a {getattr(loaded, 'model_type', type(loaded).__name__)!r}, neither a stage-1 model "
-                f"({', '.join(STAGE1_TYPES)}) nor a prior. Pass a trained classifier with --feature_extractor_weights_path."
-            )
-    for source, generator in priors:
-        decoder_id = getattr(generator.prior, f"{HUB_MODELS[generator.prior.model_type].decoder}_id")
-        group = groups.get(_key(decoder_id))
-        if group is None:  # the prior's stage-1 model was not among the arguments: it was loaded with the prior
-            group = ModelGroup(_short_name(decoder_id, {g.name for g in groups.values()}), decoder_id, generator.decoder.to(device))
-            groups[_key(decoder_id)] = group
-        generator.decoder = group.model  # one copy of each stage-1 model
-        generator.prior.to(device)
-        prior_name = getattr(generator.prior, "display_name", None) or PRIOR_NAMES.get(generator.prior.model_type, generator.prior.model_type)
-        if prior_name in group.learned_priors:
-            prior_name = f"{prior_name} ({_short_name(source, set())})"
-        group.learned_priors[prior_name] = generator
-        group.prior_sources[prior_name] = source
-    return list(groups.values())
 
 
 def resolve_dataset(args, groups: list[ModelGroup]) -> str:
@@ -128,52 +81,52 @@ def resolve_dataset(args, groups: list[ModelGroup]) -> str:
     if args.dataset_name:
         return args.dataset_name
     for group in groups:
-        dataset_name = training_dataset(group.source, None)
-        if dataset_name is not None:
-            return dataset_name
+        if group.dataset is not None:
+            return group.dataset
     raise SystemExit(
         "None of the models has a training_info.json naming its dataset; give the test split's dataset with "
         "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
     )
 
 
-def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None) -> tuple[ImageData, int | None]:
-    """The test split at the models' image size (the train split is not needed: one image of it is decoded)."""
+def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None,
+                    seed: int) -> tuple[ImageData, int | None]:
+    """The test split at the models' image size (the train split is not needed: one image of it is decoded).
+    `seed` picks the split where the dataset has no test split of its own (the digits), as training's --seed did."""
     shapes = {(group.model.in_channels, group.model.image_size) for group in groups}
     if len(shapes) > 1:
         raise SystemExit(f"The models take images of different (channels, size): {sorted(shapes)}; evaluate them in separate reports.")
     channels, size = shapes.pop()
-    data = load_image_data(dataset_name, max_train_samples=1, max_test_samples=max_eval_samples)
+    data = load_image_data(dataset_name, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
     resolution = None
     if data.resolution != size:
         resolution = size
-        data = load_image_data(dataset_name, resolution=size, max_train_samples=1, max_test_samples=max_eval_samples)
+        data = load_image_data(dataset_name, resolution=size, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
     if data.channels != channels:
         raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
     return data, resolution
 
 
+def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None, seed: int) -> ImageData:
+    """The train split with its labels, for the class-conditional baselines."""
+    train = load_image_data(dataset_name, resolution=resolution, seed=seed, max_train_samples=max_train_samples,
+                            max_test_samples=1)
+    if train.train_labels is None:
+        raise SystemExit(f"{dataset_name} has no labels, which the class-conditional priors' baselines are fitted with.")
+    return train
+
+
 @torch.no_grad()
-def baseline_samples(model, num_samples: int, seed: int, batch_size: int) -> tuple[str, torch.Tensor]:
-    """The prior a stage-1 model is compared against: uniform codes (VQ-VAE) or N(0, I) latents (the rest)."""
+def class_baseline_samples(group: ModelGroup, train: ImageData, data: ImageData, num_samples: int, args):
+    """The group's class-conditional baseline fitted to the train split (evaluation.models.fit_class_baseline, as
+    the app fits it): its name, samples of every class in turn, and likelihood columns."""
+    model = group.model
+    baseline = fit_class_baseline(model, train.train_images, train.train_labels, train.num_classes, args.seed, args.batch_size)
+    nll = {"nll": None, "negative_elbo": None, "nll_unit": None}
     if model.model_type == "vqvae":
-        codes = sample_uniform_codes(model.num_embeddings, tuple(model.latent_grid_size), num_samples, seed=seed)
-        return "uniform", decode_codes(model, codes, batch_size)
-    model.eval()
-    if getattr(model, "prior_name", None):  # a model trained with a prior of its own (the VampPrior VAE)
-        latents = model.sample_latents(num_samples, generator=torch.Generator().manual_seed(seed))
-        return model.prior_name, torch.cat([model.decode(batch) for batch in latents.split(batch_size)])
-    device = next(model.parameters()).device
-    z = torch.randn(num_samples, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return "N(0,I)", torch.cat([model.decode(batch.to(device)) for batch in z.split(batch_size)])
-
-
-def learned_samples(generator: TwoStageGenerator, num_samples: int, seed: int) -> torch.Tensor:
-    """Samples of a learned prior; a class-conditional one gets the classes in turn (a balanced set)."""
-    options = {"seed": seed}
-    if getattr(generator.prior, "conditional", False):
-        options["labels"] = torch.arange(num_samples) % generator.prior.num_classes
-    return generator.sample(num_samples, **options)
+        test_codes = encode_codes(model, data.test_images, args.batch_size)
+        nll = {"nll": baseline.fitted.nll_bits(test_codes, data.test_labels), "negative_elbo": None, "nll_unit": "bits/code"}
+    return baseline.name, baseline.sample(num_samples, args.seed, args.batch_size), nll
 
 
 def model_metrics(group: ModelGroup, data: ImageData, args) -> tuple[dict, dict[str, dict]]:
@@ -228,18 +181,28 @@ def model_figures(group: ModelGroup, data: ImageData, figure_dir: str, args) -> 
 
 def evaluate(args, command: str) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    groups = load_groups(args.models, device)
+    loaded = load_models(args.models, device)
+    if loaded.classifiers:
+        raise SystemExit(f"{loaded.classifiers[0].source} is a classifier, not a model to evaluate; give it with "
+                         f"--feature_extractor_weights_path.")
+    groups = list(loaded.groups.values())
     dataset_name = resolve_dataset(args, groups)
-    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples)
+    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples, args.seed)
     weights = args.feature_extractor_weights_path
     if args.feature_extractor == CLASSIFIER and weights is None:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
-    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed)
+    accuracy = classifier_test_accuracy(weights) if args.feature_extractor == CLASSIFIER else None
+    check_judge(accuracy, weights, args)
+    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed,
+                   is_split_size=args.is_split_size)
     num_samples = args.num_samples or len(data.test_images)
     figure_dir = os.path.join(args.output_dir, "figures")
     os.makedirs(figure_dir, exist_ok=True)
 
-    is_mean, is_std = inception_score(data.test_images, **scoring)
+    ceiling = real_ceiling(data.test_images, num_samples, **scoring)
+    # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
+    conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
+    train = load_train_split(dataset_name, resolution, args.max_train_samples, args.seed) if conditional else None
     report = {
         "setup": {
             "command": command,
@@ -249,26 +212,39 @@ def evaluate(args, command: str) -> dict:
             "seed": args.seed,
             "feature_extractor": args.feature_extractor,
             "feature_extractor_weights_path": weights,
+            "classifier_test_accuracy": accuracy,
+            "weak_classifier": accuracy is not None and accuracy < args.min_classifier_accuracy,
+            "min_classifier_accuracy": args.min_classifier_accuracy,
+            "is_split_size": args.is_split_size,
+            "is_splits": num_samples // args.is_split_size,
             "num_importance_samples": args.num_importance_samples,
         },
-        "real_test_split": {"is": is_mean, "is_std": is_std},
+        "real_test_split": {key: ceiling[key] for key in ("is", "is_std", "num_samples", "withheld", "note")},
         "rows": [],
         "models": {},
     }
     for group in tqdm(groups, desc="models"):
         metrics, likelihood_columns = model_metrics(group, data, args)
         made = model_figures(group, data, figure_dir, args)
-        samplers = {}
+        # Unconditional rows first, each section led by its baseline: the learned prior beside what it replaces.
         baseline_name, baseline = baseline_samples(group.model, num_samples, args.seed, args.batch_size)
-        samplers[baseline_name] = baseline
+        samplers = {baseline_name: (UNCONDITIONAL, baseline)}
         for prior_name, generator in group.learned_priors.items():
-            samplers[prior_name] = learned_samples(generator, num_samples, args.seed)
-        for prior_name, samples in samplers.items():
+            if not is_conditional(generator):
+                samplers[prior_name] = (UNCONDITIONAL, sample_prior(group, prior_name, num_samples, args.seed))
+        if train is not None:
+            class_name, class_samples, class_nll = class_baseline_samples(group, train, data, num_samples, args)
+            samplers[class_name] = (CONDITIONAL, class_samples)
+            likelihood_columns[class_name] = class_nll
+        for prior_name, generator in group.learned_priors.items():
+            if is_conditional(generator):
+                samplers[prior_name] = (CONDITIONAL, sample_prior(group, prior_name, num_samples, args.seed))
+        for prior_name, (section, samples) in samplers.items():
             grid_path = os.path.join(figure_dir, f"{group.name}-{re.sub(r'[^A-Za-z0-9]+', '_', prior_name)}-samples.png")
             figures.save_grid(samples[:64], grid_path)
             made[f"{group.name} + {prior_name}: samples"] = grid_path
             scores = fidelity_metrics(to_uint8(samples), data.test_images, **scoring)
-            row = {"model": group.name, "model_type": group.model.model_type, "prior": prior_name,
+            row = {"section": section, "model": group.name, "model_type": group.model.model_type, "prior": prior_name,
                    "prior_source": group.prior_sources.get(prior_name), **scores}
             row.update(likelihood_columns.get(prior_name, {"nll": None, "negative_elbo": None, "nll_unit": None}))
             row["reconstruction_mse"] = metrics["reconstruction_mse"]
@@ -279,17 +255,31 @@ def evaluate(args, command: str) -> dict:
             "metrics": metrics,
             "figures": {caption: os.path.relpath(path, args.output_dir) for caption, path in made.items()},
         }
+    report["rows"].sort(key=lambda row: row["section"] != UNCONDITIONAL)  # as the tables show them: unconditional first
     write_report(report, args.output_dir)
     return report
+
+
+def check_judge(accuracy: float | None, weights: str, args) -> None:
+    """A weak classifier makes IS a score of the classifier: refused unless --accept_weak_classifier."""
+    if accuracy is None or accuracy >= args.min_classifier_accuracy or args.accept_weak_classifier:
+        return
+    raise SystemExit(
+        f"The classifier {weights} has test accuracy {accuracy:.4f}, under --min_classifier_accuracy "
+        f"{args.min_classifier_accuracy}: its IS and FID would not measure sample quality. Train a better one "
+        f"(python -m evaluation.train_classifier) or pass --accept_weak_classifier to score anyway (the report says so)."
+    )
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     command = "python -m evaluation.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
     report = evaluate(args, command)
-    print(f"Real test split IS (ceiling): {report['real_test_split']['is']:.2f}")
+    number = lambda value: "withheld" if value is None else f"{value:.2f}"
+    print(f"Real test split IS (ceiling, N={report['real_test_split']['num_samples']}): "
+          f"{number(report['real_test_split']['is'])}")
     for row in report["rows"]:
-        print(f"{row['model']:>20} {row['prior']:>10}  IS {row['is']:.2f}  FID {row['fid']:.2f}")
+        print(f"{row['model']:>20} {row['prior']:>28}  IS {number(row['is'])}  FID {number(row['fid'])}")
     print(f"Report: {os.path.join(args.output_dir, 'REPORT.md')}")
 
 

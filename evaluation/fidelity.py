@@ -34,6 +34,10 @@ INCEPTION = "inception-v3-compat"
 INCEPTION_FROM_FILE = "twostage-inception-v3"  # INCEPTION with weights we loaded; registered below
 FEATURE_EXTRACTORS = (CLASSIFIER, INCEPTION)
 METRICS = ("isc", "fid", "kid", "prc")
+# IS is a mean over splits of this many samples wherever it is computed (report, app, benchmarks), so that it does not
+# depend on how many samples are scored: at a fixed count of 10 splits a perfect generator of 10 classes scored about
+# 1.0 at N = 10, 6 at N = 100 and 9.5 at N = 1,000. 100 holds each of 10 classes about 10 times.
+IS_SPLIT_SIZE = 100
 # torch-fidelity's result keys -> ours (the report's columns).
 RESULT_NAMES = {
     "inception_score_mean": "is",
@@ -51,12 +55,7 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        if feature_extractor_weights_path is None:
-            raise ValueError(
-                f"The {CLASSIFIER!r} feature extractor needs feature_extractor_weights_path: a trained classifier's "
-                f"folder or Hub id (python -m evaluation.train_classifier --dataset_name ... --output_dir ...)."
-            )
-        self.classifier = Classifier.from_pretrained(feature_extractor_weights_path)
+        self.classifier = Classifier.from_pretrained(classifier_weights(feature_extractor_weights_path))
         self.requires_grad_(False)
         self.eval()
 
@@ -115,52 +114,116 @@ def fidelity_metrics(
     feature_extractor_weights_path: str | None = None,
     batch_size: int = 256,
     seed: int = 0,
+    is_split_size: int = IS_SPLIT_SIZE,
     verbose: bool = False,
-) -> dict[str, float]:
+) -> dict:
     """Scores uint8 `generated` images (N, C, H, W); FID, KID and precision/recall against `real`.
 
     metrics: any of "isc" (IS), "fid", "kid", "prc" (precision and recall). Returns the keys of RESULT_NAMES that
-    the chosen metrics produce. `seed` fixes IS's split order and KID's subsets.
+    the chosen metrics produce, None where a score is withheld, with "withheld" ({key: the reason}) and the protocol:
+    "num_samples", "is_split_size", "is_splits". IS is the mean over splits of `is_split_size` samples (the last
+    N mod is_split_size samples are left out of IS), so that it does not depend on N. `seed` fixes IS's split
+    order and KID's subsets.
     """
     unknown = set(metrics) - set(METRICS)
     if unknown or not metrics:
         raise ValueError(f"metrics={metrics}: choose one or more of {METRICS}.")
     if feature_extractor not in FEATURE_EXTRACTORS:
         raise ValueError(f"feature_extractor={feature_extractor!r}: choose one of {FEATURE_EXTRACTORS}.")
+    if is_split_size < 1:
+        raise ValueError(f"is_split_size={is_split_size}: give a positive number of samples per IS split (default {IS_SPLIT_SIZE}).")
     needs_real = bool({"fid", "kid", "prc"} & set(metrics))
     if needs_real and real is None:
         raise ValueError("FID, KID and precision/recall compare with real images: pass `real` (the test split).")
     rgb = feature_extractor == INCEPTION
+    num_classes, feature_dims = extractor_dimensions(feature_extractor, feature_extractor_weights_path)
+    withheld = withheld_scores(metrics, len(generated), len(real) if needs_real else None, is_split_size,
+                               num_classes, feature_dims)
+    is_splits = len(generated) // is_split_size
     if feature_extractor == INCEPTION and feature_extractor_weights_path is not None:
         inception_weights(os.path.realpath(feature_extractor_weights_path))  # refused here, with its reason, if unsafe
         feature_extractor = INCEPTION_FROM_FILE
-    sizes = [len(generated)] + ([len(real)] if needs_real else [])
     options = dict(
-        input1=ImageTensorDataset(generated, rgb),
-        input2=ImageTensorDataset(real, rgb) if needs_real else None,
-        **{metric: metric in metrics for metric in METRICS},
         feature_extractor=feature_extractor,
         feature_extractor_weights_path=feature_extractor_weights_path,
         cuda=torch.cuda.is_available(),
         batch_size=batch_size,
-        kid_subset_size=min(1000, *sizes),
-        isc_splits=min(10, len(generated)),
         rng_seed=seed,
         # The images are in memory already: no DataLoader workers (save_cpu_ram's other effect), and nothing cached
         # on disk under names that would not change when the images do.
         save_cpu_ram=True,
-        prc_batch_size=2048,
         cache=False,
         verbose=verbose,
     )
-    results = torch_fidelity.calculate_metrics(**options)
-    return {ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results}
+    results = {}
+    if "isc" in metrics and "is" not in withheld:
+        # Its own pass over whole splits only: torch-fidelity cuts N samples into a count of splits, not a size.
+        results.update(torch_fidelity.calculate_metrics(
+            input1=ImageTensorDataset(generated[: is_splits * is_split_size], rgb), isc=True, isc_splits=is_splits,
+            **options))
+    compared = [metric for metric in ("fid", "kid", "prc") if metric in metrics and metric not in withheld]
+    if compared:
+        results.update(torch_fidelity.calculate_metrics(
+            input1=ImageTensorDataset(generated, rgb), input2=ImageTensorDataset(real, rgb),
+            **{metric: metric in compared for metric in METRICS},
+            kid_subset_size=min(1000, len(generated), len(real)), prc_batch_size=2048, **options))
+    produced = {"isc": ("is", "is_std"), "fid": ("fid",), "kid": ("kid", "kid_std"), "prc": ("precision", "recall")}
+    scores = {key: None for metric in metrics for key in produced[metric]}
+    scores.update({ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results})
+    scores.update(withheld=withheld, num_samples=len(generated), is_split_size=is_split_size,
+                  is_splits=is_splits if "isc" in metrics else None)
+    return scores
 
 
-def inception_score(images: torch.Tensor, **options) -> tuple[float, float]:
-    """IS of uint8 images, mean and std over torch-fidelity's 10 splits; of the real test split, the ceiling."""
+def withheld_scores(metrics, num_generated: int, num_real: int | None, is_split_size: int, num_classes: int,
+                    feature_dims: int) -> dict[str, str]:
+    """The scores that would mean nothing at these sizes, each with the reason (shown where the number would be)."""
+    withheld = {}
+    if "isc" in metrics:
+        if is_split_size < num_classes:
+            withheld["is"] = (f"IS splits of {is_split_size} samples are smaller than the classifier's {num_classes} "
+                              f"classes, so a split cannot show every class; use splits of at least {num_classes}")
+        elif num_generated < is_split_size:
+            withheld["is"] = (f"{num_generated} samples are fewer than one IS split of {is_split_size}; "
+                              f"score at least {is_split_size}")
+    if "fid" in metrics and num_real is not None:
+        fewest = min(num_generated, num_real)
+        if fewest <= feature_dims:
+            withheld["fid"] = (f"FID from {fewest} samples in {feature_dims} feature dimensions rests on a "
+                               f"rank-deficient covariance; use more than {feature_dims} samples")
+    return withheld
+
+
+def extractor_dimensions(feature_extractor: str, weights_path: str | None) -> tuple[int, int]:
+    """(classes IS reads, feature dimensions FID reads) of a feature extractor."""
+    if feature_extractor == INCEPTION:
+        return 1008, 2048  # torch-fidelity's Inception-v3: logits_unbiased and the 2048 pool features
+    classifier = Classifier.from_pretrained(classifier_weights(weights_path))
+    return classifier.num_classes, classifier.feature_dim
+
+
+def classifier_weights(path: str | None) -> str:
+    if path is None:
+        raise ValueError(
+            f"The {CLASSIFIER!r} feature extractor needs feature_extractor_weights_path: a trained classifier's "
+            f"folder or Hub id (python -m evaluation.train_classifier --dataset_name ... --output_dir ...)."
+        )
+    return path
+
+
+def inception_score(images: torch.Tensor, **options) -> tuple[float | None, float | None]:
+    """IS of uint8 images, mean and std over splits of IS_SPLIT_SIZE; of the real test split, the ceiling."""
     scores = fidelity_metrics(images, metrics=("isc",), **options)
     return scores["is"], scores["is_std"]
+
+
+def real_ceiling(test_images: torch.Tensor, num_samples: int, **options) -> dict:
+    """The IS of `num_samples` real test images (the first ones) under the protocol the samples were scored with:
+    the ceiling shown beside them. Where the test split has fewer images it is scored whole, and "note" says so."""
+    scores = fidelity_metrics(test_images[:num_samples], metrics=("isc",), **options)
+    scores["note"] = None if len(test_images) >= num_samples else (
+        f"the test split has only {len(test_images)} images, fewer than the {num_samples} samples")
+    return scores
 
 
 @functools.lru_cache(maxsize=2)

@@ -21,8 +21,13 @@ UNIT_COLUMNS = {"nll", "negative_elbo"}
 MISSING = "—"
 
 
+WITHHELD = "withheld"
+
+
 def format_cell(row: dict, key: str, template: str) -> str:
     value = row.get(key)
+    if key in row.get("withheld", {}):
+        return WITHHELD
     if value is None:
         return MISSING
     text = template.format(value)
@@ -42,33 +47,82 @@ def comparison_table(rows: list[dict]) -> str:
 
 
 def parse_table(markdown: str) -> list[dict[str, str]]:
-    """The first table of a REPORT.md back as one dict of cells (by header) per row."""
-    lines = markdown.splitlines()
-    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
+    """The comparison tables of a REPORT.md (every table before "## Per model") back as one dict of cells (by
+    header) per row, in order."""
+    lines = markdown.split("## Per model")[0].splitlines()
     split = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]
-    header = split(lines[start])
-    return [dict(zip(header, split(line))) for line in lines[start + 2 : end]]
+    rows, index = [], 0
+    while index < len(lines):
+        if not lines[index].startswith("|"):
+            index += 1
+            continue
+        header, index = split(lines[index]), index + 2  # the header and the |---| line under it
+        while index < len(lines) and lines[index].startswith("|"):
+            rows.append(dict(zip(header, split(lines[index]))))
+            index += 1
+    return rows
+
+
+SECTIONS = {
+    "unconditional": "## Unconditional priors\n\nEach learned prior beside the prior it replaces, which knows no labels "
+                     "either: uniform codes for the VQ-VAE, N(0, I) for the rest.",
+    "class-conditional": "## Class-conditional priors\n\nSampled with every class in turn, each beside a baseline that is "
+                         "given the labels too: per class, the train split's frequency of each code at each position "
+                         "(VQ-VAE), or a Gaussian mixture fitted to the class's latents (the rest).",
+}
+
+
+def section_tables(rows: list[dict]) -> list[str]:
+    parts = []
+    for section, heading in SECTIONS.items():
+        chosen = [row for row in rows if row.get("section", "unconditional") == section]
+        if chosen:
+            parts += [heading, "", comparison_table(chosen), ""]
+    return parts
+
+
+def withheld_notes(report: dict) -> list[str]:
+    """One line per reason a score was withheld, naming the rows it applies to."""
+    rows_by_reason: dict[str, list[str]] = {}
+    for row in report["rows"]:
+        for key, reason in row.get("withheld", {}).items():
+            rows_by_reason.setdefault(f"{key.upper()} withheld: {reason}.", []).append(f"{row['model']} + {row['prior']}")
+    return [f"- {reason} ({', '.join(rows)})" for reason, rows in rows_by_reason.items()]
+
+
+def ceiling_line(report: dict) -> str:
+    setup, ceiling = report["setup"], report["real_test_split"]
+    if ceiling["is"] is None:
+        value = f"withheld ({ceiling.get('withheld', {}).get('is')})"
+    else:
+        value = f"{ceiling['is']:.2f} ± {ceiling['is_std']:.2f}"
+    note = f"; {ceiling['note']}" if ceiling.get("note") else ""
+    accuracy = setup.get("classifier_test_accuracy")
+    judge = "" if accuracy is None else f" The classifier's test accuracy is {accuracy:.2%}."
+    weak = (f" **It is under {setup['min_classifier_accuracy']:.0%}: IS and FID here score the classifier as much "
+            "as the samples, and are no measure of quality.**" if setup.get("weak_classifier") else "")
+    return (f"**Ceiling**: the IS of {ceiling.get('num_samples', setup['num_samples'])} real test images, scored as every row is, is "
+            f"{value}{note}; read every IS below against it.{judge}{weak}")
 
 
 def render_markdown(report: dict) -> str:
     setup = report["setup"]
-    ceiling = report["real_test_split"]
+    # Reports written before IS had splits of a fixed size do not record them.
+    splits = (f" IS: mean ± std over {setup['is_splits']} splits of {setup['is_split_size']} samples."
+              if "is_split_size" in setup else "")
     parts = [
         "# twostage evaluation report",
         "",
         f"Made by: `{setup['command']}`",
         "",
-        f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). Samples per row: {setup['num_samples']}, "
-        f"seed {setup['seed']}. Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
+        f"Dataset: {setup['dataset']} ({setup['num_test_images']} test images). N = {setup['num_samples']} samples "
+        f"per row, seed {setup['seed']}.{splits} Features for IS/FID/KID/precision/recall: {setup['feature_extractor']} "
         f"({setup['feature_extractor_weights_path']}).",
         "",
-        f"**Ceiling**: the real test split's own IS is {ceiling['is']:.2f} ± {ceiling['is_std']:.2f}; "
-        "read every IS below against it.",
+        ceiling_line(report),
         "",
-        comparison_table(report["rows"]),
+        *section_tables(report["rows"]),
+        *withheld_notes(report),
         "",
         "IS, precision, recall: higher is better; FID, KID, NLL, −ELBO, recon MSE: lower is better. "
         f"NLL and −ELBO of the (β-)VAEs are in bits per dimension of the test images, NLL importance-weighted with "

@@ -2,7 +2,10 @@
 
     python -m evaluation.train_classifier --dataset_name ../shared/data/mnist --output_dir outputs/classifier-mnist
 
-AdamW with a one-cycle learning rate reaches >= 99% on MNIST in 3 epochs. The model is saved with save_pretrained
+Two recipes, chosen by the images' channels. Grey digits: the small CNN, AdamW with a one-cycle learning rate,
+>= 99% on MNIST in 3 epochs. Colour (CIFAR-10): a small ResNet (evaluation/classifier.py), random 32x32 crops of
+the 4-pixel-padded images and horizontal flips, AdamW with a one-cycle (cosine) learning rate. Flags override
+either recipe. The model is saved with save_pretrained
 into OUTPUT_DIR (config.json, model.safetensors) beside training_info.json. It keeps one
 trained classifier per dataset in a cache folder (`trained_classifier_folder`), so tests and reports train it at most
 once per machine.
@@ -35,6 +38,32 @@ from stage1_autoencoders.cache import cache_root
 TRAINING_DEFAULTS = {
     "num_epochs": 3, "min_train_steps": 500, "train_batch_size": 256, "learning_rate": 5e-3, "weight_decay": 1e-4, "seed": 0
 }
+# Photographs need a deeper network, augmentation and many more epochs than digits.
+COLOUR_TRAINING_DEFAULTS = {
+    **TRAINING_DEFAULTS, "num_epochs": 40, "train_batch_size": 128, "learning_rate": 4e-3, "weight_decay": 5e-2,
+}
+COLOUR_ARCHITECTURE = {"hidden_channels": [32, 64, 128], "residual_blocks": 2, "feature_dim": 256, "dropout": 0.0}
+RECIPES = {
+    "grey": {"training": TRAINING_DEFAULTS, "architecture": {}, "augment": False},
+    "colour": {"training": COLOUR_TRAINING_DEFAULTS, "architecture": COLOUR_ARCHITECTURE, "augment": True},
+}
+
+
+def recipe_for(data: ImageData) -> dict:
+    return RECIPES["colour" if data.channels == 3 else "grey"]
+
+
+def random_crop_and_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Per image, a random crop of the reflect-padded batch at the original size, mirrored left-right half the time."""
+    count, channels, height, width = images.shape
+    padded = F.pad(images, (padding,) * 4, mode="reflect")
+    top = torch.randint(0, 2 * padding + 1, (count, 1), device=images.device) + torch.arange(height, device=images.device)
+    left = torch.randint(0, 2 * padding + 1, (count, 1), device=images.device) + torch.arange(width, device=images.device)
+    flip = torch.rand(count, device=images.device) < 0.5
+    left = torch.where(flip[:, None], left.flip(1), left)
+    batch = torch.arange(count, device=images.device)[:, None, None, None]
+    channel = torch.arange(channels, device=images.device)[None, :, None, None]
+    return padded[batch, channel, top[:, None, :, None], left[:, None, None, :]]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,12 +75,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=None, help="Resize images to this size (square).")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--num_epochs", type=int, default=TRAINING_DEFAULTS["num_epochs"])
-    parser.add_argument("--min_train_steps", type=int, default=TRAINING_DEFAULTS["min_train_steps"],
+    parser.add_argument("--num_epochs", type=int, default=None, help="Default: the recipe's (3 grey, 40 colour).")
+    parser.add_argument("--min_train_steps", type=int, default=None,
                         help="Train more epochs than --num_epochs where needed to reach this many steps.")
-    parser.add_argument("--train_batch_size", type=int, default=TRAINING_DEFAULTS["train_batch_size"])
-    parser.add_argument("--learning_rate", type=float, default=TRAINING_DEFAULTS["learning_rate"], help="Peak of the one-cycle schedule.")
-    parser.add_argument("--weight_decay", type=float, default=TRAINING_DEFAULTS["weight_decay"])
+    parser.add_argument("--train_batch_size", type=int, default=None)
+    parser.add_argument("--learning_rate", type=float, default=None, help="Peak of the one-cycle schedule.")
+    parser.add_argument("--weight_decay", type=float, default=None)
     parser.add_argument("--seed", type=int, default=TRAINING_DEFAULTS["seed"])
     return parser.parse_args(argv)
 
@@ -65,8 +94,11 @@ def train_classifier(
     weight_decay: float = TRAINING_DEFAULTS["weight_decay"],
     seed: int = TRAINING_DEFAULTS["seed"],
     accelerator: Accelerator | None = None,
+    architecture: dict | None = None,
+    augment: bool = False,
 ) -> tuple[Classifier, dict]:
-    """Trains a Classifier on data's train split; returns it (eval mode, unwrapped) and its metrics."""
+    """Trains a Classifier (`architecture`: its constructor's settings beyond the data's shape) on data's train
+    split, with random crops and flips if `augment`; returns it (eval mode, unwrapped) and its metrics."""
     if data.train_labels is None or data.num_classes is None:
         raise ValueError(
             f"{data.info.get('source')}: the dataset has no labels, and the evaluation classifier needs them; "
@@ -74,7 +106,8 @@ def train_classifier(
         )
     accelerator = accelerator or Accelerator()
     set_seed(seed)
-    model = Classifier(image_size=data.resolution, in_channels=data.channels, num_classes=data.num_classes)
+    model = Classifier(image_size=data.resolution, in_channels=data.channels, num_classes=data.num_classes,
+                       **(architecture or {}))
     loader = DataLoader(
         TensorDataset(to_float(data.train_images), data.train_labels),
         batch_size=train_batch_size,
@@ -92,7 +125,7 @@ def train_classifier(
     model.train()
     for epoch in range(num_epochs):
         for images, labels in loader:
-            loss = F.cross_entropy(model(images), labels)
+            loss = F.cross_entropy(model(random_crop_and_flip(images) if augment else images), labels)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
@@ -151,12 +184,14 @@ def trained_classifier_folder(
         for name, parameter in inspect.signature(Classifier.__init__).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
-    key = json.dumps({"dataset": source, "resolution": resolution, **TRAINING_DEFAULTS, **architecture}, sort_keys=True)
+    key = json.dumps({"dataset": source, "resolution": resolution, "recipes": RECIPES, **architecture}, sort_keys=True)
     name = f"{os.path.basename(source.rstrip('/')) or 'dataset'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     folder = os.path.join(cache_dir or default_cache_dir(), "classifiers", name)
     if not os.path.isfile(os.path.join(folder, "model.safetensors")):
         data = data or load_image_data(dataset_name, resolution=resolution)
-        model, metrics = train_classifier(data)
+        recipe = recipe_for(data)
+        model, metrics = train_classifier(data, architecture=recipe["architecture"], augment=recipe["augment"],
+                                          **recipe["training"])
         print(f"Trained the evaluation classifier for {dataset_name}: test accuracy {metrics['test_accuracy']:.4f}")
         # Written beside the final folder and moved in one step, so an interrupted run never leaves half a model.
         os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -181,11 +216,15 @@ def main(argv=None) -> None:
         seed=args.seed,
         max_train_samples=args.max_train_samples,
     )
-    settings = {name: getattr(args, name) for name in TRAINING_DEFAULTS}
-    model, metrics = train_classifier(data, accelerator=accelerator, **settings)
-    accelerator.print(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['train_seconds']} s")
+    recipe = recipe_for(data)
+    settings = {name: recipe["training"][name] if getattr(args, name) is None else getattr(args, name)
+                for name in TRAINING_DEFAULTS}
+    model, metrics = train_classifier(data, accelerator=accelerator, architecture=recipe["architecture"],
+                                      augment=recipe["augment"], **settings)
+    accelerator.print(f"{data.info.get('source')}: test accuracy {metrics['test_accuracy']:.4f} after "
+                      f"{metrics['train_seconds']} s ({metrics['steps']} steps)")
     if accelerator.is_main_process:
-        save_classifier(model, metrics, data, settings, args.output_dir)
+        save_classifier(model, metrics, data, {**settings, "augment": recipe["augment"]}, args.output_dir)
 
 
 if __name__ == "__main__":

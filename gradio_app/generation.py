@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from evaluation.evaluate import baseline_samples
+from evaluation.models import is_conditional as prior_is_conditional
+from evaluation.models import sample_prior
 from gradio_app.catalog import ServedModel
-
-BATCH_SIZE = 256
 
 
 def is_conditional(served: ServedModel, prior: str) -> bool:
     generator = served.learned_priors.get(prior)
-    return generator is not None and getattr(generator.prior, "conditional", False)
+    return generator is not None and prior_is_conditional(generator)
 
 
 def takes_temperature(served: ServedModel, prior: str) -> bool:
@@ -21,17 +20,7 @@ def takes_temperature(served: ServedModel, prior: str) -> bool:
     return generator is not None and generator.prior.model_type == "gated_pixelcnn"
 
 
-@torch.no_grad()
 def sample(served: ServedModel, prior: str, num_samples: int, seed: int, temperature: float = 1.0,
            label: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Float images (N, C, H, W) in [0, 1]. A conditional prior draws class `label`, or with None every class in
-    turn (sample i has class i mod K), as the report does. `progress` shows the PixelCNN's batches with tqdm."""
-    if prior == served.baseline_prior:
-        return baseline_samples(served.model, num_samples, seed, BATCH_SIZE)[1]
-    generator = served.learned_priors[prior]
-    options = {"seed": seed}
-    if takes_temperature(served, prior):
-        options.update(temperature=temperature, progress=progress)
-    if is_conditional(served, prior):
-        options["labels"] = torch.arange(num_samples) % generator.prior.num_classes if label is None else label
-    return generator.sample(num_samples, **options)
+    """Float images (N, C, H, W) in [0, 1], drawn by the report's own sampler (evaluation.models.sample_prior)."""
+    return sample_prior(served, prior, num_samples, seed, temperature, label, progress)

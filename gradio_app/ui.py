@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from evaluation.fidelity import IS_SPLIT_SIZE
 from gradio_app import explore, generation
 from gradio_app.catalog import Catalog, ServedModel
 from gradio_app.handlers import EVERY_CLASS, Handlers
 
 MAX_SAMPLES_SHOWN = 256
 MAX_COMPARED_SAMPLES = 1000
-MIN_SCORED_SAMPLES = 10  # IS averages over 10 splits
+MIN_SCORED_SAMPLES = IS_SPLIT_SIZE  # IS is a mean over splits of this many samples: fewer give no IS
 MAX_SCORED_SAMPLES = 2000
 MAX_SEED = 2**31 - 1
 MAX_INTERPOLATION_STEPS = 16
@@ -128,7 +129,7 @@ def compare_tab(catalog: Catalog, handlers: Handlers) -> None:
     button = gr.Button("Compare", variant="primary")
     with gr.Row():
         with gr.Column():
-            baseline = gr.Image(label="Baseline prior: N(0, I), or uniform codes for a VQ-VAE", type="pil", format="png",
+            baseline = gr.Image(label="Baseline prior: N(0, I) or uniform codes; per-class for a class-conditional prior", type="pil", format="png",
                                 interactive=False, height=420, elem_id="baseline-samples")
             baseline_is = gr.Number(label="Inception Score, baseline prior", precision=2, interactive=False,
                                     elem_id="baseline-is")
@@ -137,8 +138,8 @@ def compare_tab(catalog: Catalog, handlers: Handlers) -> None:
                                elem_id="learned-samples")
             learned_is = gr.Number(label="Inception Score, learned prior", precision=2, interactive=False,
                                    elem_id="learned-is")
-    real_is = gr.Number(label="Inception Score of the real test split (the ceiling)", precision=2, interactive=False,
-                        elem_id="real-is")
+    real_is = gr.Number(label="Inception Score of as many real test images (the ceiling at this N)", precision=2,
+                        interactive=False, elem_id="real-is")
     note = gr.Markdown(label="How the scores were measured")
     model.change(lambda name: gr.update(choices=list(catalog.models[name].learned_priors),
                                         value=next(iter(catalog.models[name].learned_priors))),
@@ -155,7 +156,7 @@ def score_tab(catalog: Catalog, handlers: Handlers) -> None:
             button = gr.Button("Score", variant="primary")
         with gr.Column(scale=1):
             inception = gr.Number(label="Inception Score (higher is better)", precision=3, interactive=False)
-            inception_std = gr.Number(label="IS standard deviation over 10 splits", precision=3, interactive=False)
+            inception_std = gr.Number(label=f"IS standard deviation over splits of {IS_SPLIT_SIZE}", precision=3, interactive=False)
             fid = gr.Number(label="FID against the test split (lower is better)", precision=3, interactive=False)
             note = gr.Markdown(label="How the scores were measured")
     button.click(handlers.score, [model, prior, num_samples, seed, temperature, label],

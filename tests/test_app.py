@@ -8,6 +8,7 @@ each: what they draw is poor, but every number and picture the app shows can be 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -28,7 +29,7 @@ from gradio_client.exceptions import AppError
 from local_hub import local_hub  # noqa: F401  (the fixture)
 from PIL import Image
 
-from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
+from evaluation.fidelity import fidelity_metrics, to_uint8
 from evaluation.train_classifier import save_classifier, train_classifier
 from gradio_app import generation
 from gradio_app import references as references_module
@@ -151,10 +152,10 @@ def test_the_api_is_the_apps_eight_actions(client):
 
 def test_samples_are_the_models_own_for_the_seed(client, runs):
     generator = from_pretrained(runs / "vqvae-pixelcnn")
-    picture = pixels(client.predict("vqvae", "PixelCNN", 30, 5, 0.8, "3", api_name="/sample"))
+    picture = pixels(client.predict("vqvae", "PixelCNN (class-conditional)", 30, 5, 0.8, "3", api_name="/sample"))
     assert np.array_equal(picture, expected(generator.sample(30, seed=5, temperature=0.8, labels=3)))
     # Every class in turn: one column per class, sample i of class i mod 10.
-    picture = pixels(client.predict("vqvae", "PixelCNN", 20, 5, 1.0, EVERY_CLASS, api_name="/sample"))
+    picture = pixels(client.predict("vqvae", "PixelCNN (class-conditional)", 20, 5, 1.0, EVERY_CLASS, api_name="/sample"))
     assert cells(picture) == (2, 10)
     assert np.array_equal(picture, expected(generator.sample(20, seed=5, labels=torch.arange(20) % 10), columns=10))
     # The baseline prior: N(0, I) latents decoded by the β-VAE.
@@ -165,33 +166,65 @@ def test_samples_are_the_models_own_for_the_seed(client, runs):
     assert not np.array_equal(picture, pixels(client.predict("beta_vae", "N(0,I)", 9, 2, 1.0, EVERY_CLASS, api_name="/sample")))
 
 
-def test_compare_priors_scores_both_grids_and_the_real_test_split(client, runs, test_digits):
-    baseline, baseline_is, learned, learned_is, real_is, note = client.predict("beta_vae", "Gaussian mixture", 40, 3,
+@pytest.mark.parametrize("num_samples", [100, 150])
+def test_compare_priors_scores_both_grids_and_the_ceiling_at_the_requested_n(client, runs, test_digits, num_samples):
+    baseline, baseline_is, learned, learned_is, real_is, note = client.predict("beta_vae", "Gaussian mixture", num_samples, 3,
                                                                                 api_name="/compare_priors")
     vae, mixture = from_pretrained(runs / "beta_vae"), from_pretrained(runs / "beta_vae-gmm")
     with torch.no_grad():
-        normal_samples = vae.decode(torch.randn(40, 4, generator=torch.Generator().manual_seed(3)))
-    mixture_samples = mixture.sample(40, seed=3)
+        normal_samples = vae.decode(torch.randn(num_samples, 4, generator=torch.Generator().manual_seed(3)))
+    mixture_samples = mixture.sample(num_samples, seed=3)
     assert np.array_equal(pixels(baseline), expected(normal_samples))
     assert np.array_equal(pixels(learned), expected(mixture_samples))
     classifier = str(runs / "classifier")
     for shown, samples in ((baseline_is, normal_samples), (learned_is, mixture_samples)):
         score = fidelity_metrics(to_uint8(samples), metrics=("isc",), feature_extractor_weights_path=classifier, seed=3)["is"]
         assert shown == round(score, 2)
-    assert real_is == round(inception_score(test_digits, feature_extractor_weights_path=classifier)[0], 2)
-    assert f"the classifier {classifier}" in note
+    # The ceiling: as many real test images as samples, in the same splits with the same seed.
+    ceiling = fidelity_metrics(test_digits[:num_samples], metrics=("isc",), feature_extractor_weights_path=classifier, seed=3)
+    assert real_is == round(ceiling["is"], 2)
+    assert f"N = {num_samples} samples each, IS over 1 splits of 100" in note
+    assert f"the ceiling is the IS of {num_samples} real test images" in note and f"the classifier {classifier}" in note
+
+
+def test_compare_priors_shows_the_evaluation_reports_numbers_for_the_seed(client, runs, tmp_path):
+    """The app and the report load, sample and score through one path: the same N and seed give the same numbers."""
+    from evaluation.evaluate import main as evaluate
+
+    evaluate([str(runs / "beta_vae-gmm"), "--num_samples", "100", "--seed", "0", "--feature_extractor_weights_path",
+              str(runs / "classifier"), "--accept_weak_classifier", "--num_importance_samples", "2", "--tsne_points", "50",
+              "--output_dir", str(tmp_path / "report")])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = {row["prior"]: row for row in report["rows"]}
+    _, baseline_is, _, learned_is, real_is, _ = client.predict("beta_vae", "Gaussian mixture", 100, 0, api_name="/compare_priors")
+    assert baseline_is == round(rows["N(0,I)"]["is"], 2) and learned_is == round(rows["Gaussian mixture"]["is"], 2)
+    assert real_is == round(report["real_test_split"]["is"], 2)
+
+
+def test_a_class_conditional_prior_is_compared_with_the_reports_per_class_baseline(client, runs, tmp_path):
+    """Like information: the conditional PixelCNN beside per-class code frequencies, the report's numbers for both."""
+    from evaluation.evaluate import main as evaluate
+
+    evaluate([str(runs / "vqvae-pixelcnn"), "--num_samples", "100", "--seed", "0", "--feature_extractor_weights_path",
+              str(runs / "classifier"), "--accept_weak_classifier", "--tsne_points", "50", "--output_dir", str(tmp_path / "report")])
+    rows = {row["prior"]: row for row in json.loads((tmp_path / "report" / "report.json").read_text())["rows"]}
+    _, baseline_is, _, learned_is, _, note = client.predict("vqvae", "PixelCNN (class-conditional)", 100, 0,
+                                                            api_name="/compare_priors")
+    assert baseline_is == round(rows["per-class code frequencies"]["is"], 2)
+    assert learned_is == round(rows["PixelCNN (class-conditional)"]["is"], 2)
+    assert "Both are given the classes (every class in turn): the baseline is the per-class code frequencies" in note
 
 
 def test_score_gives_is_and_fid_against_the_test_split(client, runs, test_digits):
-    inception, inception_std, fid, note = client.predict("vqvae", "uniform", 50, 4, 1.0, EVERY_CLASS, api_name="/score")
+    inception, inception_std, fid, note = client.predict("vqvae", "uniform", 200, 4, 1.0, EVERY_CLASS, api_name="/score")
     vqvae = from_pretrained(runs / "vqvae")
-    codes = torch.randint(16, (50, 4, 4), generator=torch.Generator().manual_seed(4))
+    codes = torch.randint(16, (200, 4, 4), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         samples = vqvae.decode_indices(codes)
     scores = fidelity_metrics(to_uint8(samples), test_digits, metrics=("isc", "fid"),
                               feature_extractor_weights_path=str(runs / "classifier"), seed=4)
     assert (inception, inception_std, fid) == tuple(round(scores[key], 3) for key in ("is", "is_std", "fid"))
-    assert f"FID against the {len(test_digits)} test images of digits" in note
+    assert f"FID against the {len(test_digits)} test images of digits" in note and "2 splits of 100" in note
 
 
 def test_reconstruct_takes_an_upload_or_a_drawing_as_the_model_saw_its_data(client, runs, test_digits, tmp_path):
@@ -308,11 +341,12 @@ def test_a_huge_upload_is_refused_by_the_server(app_url, tmp_path):
 @pytest.mark.parametrize("call, message", [
     (("nope", "uniform", 4, 0, 1.0, EVERY_CLASS, "/sample"), r"nope is not in the list of choices: \['vqvae', 'beta_vae'\]"),
     (("vqvae", "Gaussian mixture", 4, 0, 1.0, EVERY_CLASS, "/sample"), "vqvae has no prior 'Gaussian mixture'"),
-    (("vqvae", "PixelCNN", 300, 0, 1.0, EVERY_CLASS, "/sample"), "greater than maximum value 256"),
-    (("vqvae", "PixelCNN", 4, 0, 0.0, EVERY_CLASS, "/sample"), "less than minimum value 0.1"),
-    (("vqvae", "PixelCNN", 5000, 0, 1.0, EVERY_CLASS, "/score"), "greater than maximum value 2000"),
+    (("vqvae", "PixelCNN (class-conditional)", 300, 0, 1.0, EVERY_CLASS, "/sample"), "greater than maximum value 256"),
+    (("vqvae", "PixelCNN (class-conditional)", 4, 0, 0.0, EVERY_CLASS, "/sample"), "less than minimum value 0.1"),
+    (("vqvae", "PixelCNN (class-conditional)", 5000, 0, 1.0, EVERY_CLASS, "/score"), "greater than maximum value 2000"),
     (("vqvae", 0.0, 0.0, 0.0, 0.0, "/traverse"), r"vqvae is not in the list of choices: \['beta_vae'\]"),
-    (("vqvae", "Gaussian mixture", 10, 0, "/compare_priors"), "vqvae has no learned prior 'Gaussian mixture'"),
+    (("vqvae", "Gaussian mixture", 100, 0, "/compare_priors"), "vqvae has no learned prior 'Gaussian mixture'"),
+    (("beta_vae", "Gaussian mixture", 99, 0, "/compare_priors"), "less than minimum value 100"),
 ])
 def test_out_of_range_requests_are_refused_with_a_reason(client, call, message):
     *arguments, api_name = call
@@ -331,7 +365,7 @@ def test_twenty_clients_at_once_are_all_answered_correctly(app_url, runs):
         start.wait()  # all twenty ask at the same moment
         began = time.perf_counter()
         try:
-            results[seed] = pixels(clients[seed].predict("vqvae", "PixelCNN", 40, seed, 1.0, EVERY_CLASS, api_name="/sample"))
+            results[seed] = pixels(clients[seed].predict("vqvae", "PixelCNN (class-conditional)", 40, seed, 1.0, EVERY_CLASS, api_name="/sample"))
         except Exception as error:  # reported below with the client's number
             errors.append(f"client {seed}: {error!r}")
         seconds[seed] = time.perf_counter() - began

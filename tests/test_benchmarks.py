@@ -66,3 +66,34 @@ def test_pythae_trains_our_networks_from_our_weights():
     assert ours_networks <= {id(p) for p in theirs_vq.parameters()}
     torch.testing.assert_close(theirs_vq.encoder(x).embedding, ours_vq.encode_continuous(x))
     assert theirs_vq.model_config.num_embeddings == 8 and theirs_vq.model_config.embedding_dim == 4
+
+
+def test_compare_priors_averages_seeds_scored_under_one_protocol(tmp_path, capsys):
+    """Two evaluation reports of one model at seeds 0 and 1: each row's mean ± std over them, and a report scored
+    at another N refused."""
+    import statistics
+
+    import compare_priors
+
+    from evaluation.evaluate import main as evaluate
+    from stage2_prior import MixturePrior
+
+    torch.manual_seed(0)
+    VAE(image_size=8, latent_dim=4, hidden_channels=(8, 16)).save_pretrained(tmp_path / "vae")
+    MixturePrior(latent_dim=4, n_components=2, autoencoder_id=str(tmp_path / "vae")).save_pretrained(tmp_path / "vae-gmm")
+    folders = []
+    for seed, num_samples in ((0, 200), (1, 200), (2, 300)):
+        folders.append(str(tmp_path / f"report-{seed}"))
+        evaluate([str(tmp_path / "vae"), str(tmp_path / "vae-gmm"), "--dataset_name", "digits", "--seed", str(seed),
+                  "--num_samples", str(num_samples), "--num_importance_samples", "2", "--tsne_points", "50",
+                  "--output_dir", folders[-1]])
+    reports = compare_priors.load_reports(folders[:2])
+    summary = compare_priors.summarise(reports)
+    scores = [report["rows"][1]["is"] for report in reports]
+    assert summary["unconditional", "vae", "Gaussian mixture"]["is"] == (statistics.fmean(scores), statistics.stdev(scores), 2)
+    compare_priors.main(["--from_reports", *folders[:2]])
+    printed = capsys.readouterr().out
+    assert "N = 200 samples per row, IS over 2 splits of 100; mean ± std over 2 training seeds (0, 1)" in printed
+    assert f"| vae | Gaussian mixture | {statistics.fmean(scores):.2f} ± {statistics.stdev(scores):.2f} |" in printed
+    with pytest.raises(SystemExit, match="num_samples, is_splits differ"):
+        compare_priors.load_reports(folders[::2])
