@@ -12,15 +12,15 @@ operator allowed (launch.py's --data_roots). Anything else is refused before it 
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from evaluation.fidelity import fidelity_metrics, inception_score, to_uint8
+from evaluation.fidelity import fidelity_metrics, to_uint8
 from evaluation.train_classifier import trained_classifier_folder
 from gradio_app.catalog import ListedClassifier, ServedModel
 from stage1_autoencoders.data import load_image_data
@@ -46,8 +46,6 @@ class References:
         self.classifiers = classifiers
         self.data_roots = [os.path.realpath(root) for root in data_roots]
         self._references: dict[tuple, Reference] = {}
-        self._real_scores: dict[tuple, tuple[float, float]] = {}
-        self._lock = threading.Lock()  # one real-split IS at a time: a second request for the same one waits
 
     def prepare(self, models: Iterable[ServedModel]) -> None:
         """At startup: every model's test split and classifier (training one, cached on disk, where none is listed)."""
@@ -72,18 +70,6 @@ class References:
         return fidelity_metrics(to_uint8(images), reference.test_images if fid else None,
                                 metrics=("isc", "fid") if fid else ("isc",),
                                 feature_extractor_weights_path=reference.classifier, seed=seed)
-
-    def real_inception_score(self, served: ServedModel) -> tuple[float, float] | None:
-        """The IS of the real test split (seed 0, as the report), the ceiling for samples; None without one."""
-        reference = self.for_model(served)
-        if reference.classifier is None or reference.test_images is None:
-            return None
-        key = reference_key(served)
-        with self._lock:
-            if key not in self._real_scores:
-                self._real_scores[key] = inception_score(reference.test_images,
-                                                         feature_extractor_weights_path=reference.classifier)
-            return self._real_scores[key]
 
     def _find(self, served: ServedModel) -> Reference:
         channels, size = served.model.in_channels, served.model.image_size
@@ -128,7 +114,17 @@ class References:
 
     def refusal(self, dataset: str) -> str | None:
         """Why the dataset a model's metadata names may not be read here, or None: a Hub id or 'digits' may, a local
-        folder only under --data_roots. The folder is not named back: it is whatever the uploader wrote."""
+        folder only under --data_roots. The folder is not named back: it is whatever the uploader wrote. A run's
+        recorded settings (stage1_autoencoders.data.dataset_reference's JSON) are checked name by name."""
+        if dataset.lstrip().startswith("{"):
+            try:
+                recorded = json.loads(dataset)
+                named = [recorded[key] for key in ("dataset_name", "train_data_dir", "test_data_dir") if recorded.get(key) is not None]
+            except (ValueError, TypeError, AttributeError):
+                return "its training_info.json records its dataset in a form this app does not read"
+            if not named or not all(isinstance(name, str) and not name.lstrip().startswith("{") for name in named):
+                return "its training_info.json records its dataset in a form this app does not read"
+            return next((refused for refused in map(self.refusal, named) if refused), None)
         expanded = os.path.expanduser(dataset)
         local = dataset.startswith(("/", ".", "~")) or os.path.exists(expanded)  # a Hub id may shadow a folder
         if not local:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard
 
-from evaluation.report import COLUMNS, comparison_table
+from evaluation.report import COLUMNS, ceiling_line, comparison_table
 from hub.files import looks_like_path
 from hub.model_card import SAMPLES_NAME, TRAINING_INFO_NAME, build_model_card, decoder_prefix, task_type, without_local_paths
 
@@ -54,10 +54,9 @@ def report_scores(report: dict | None, rows: list[dict]) -> str | None:
     """The scores section's text from the report: its setup, the real split's IS, and its own table of these rows."""
     if not rows:
         return None
-    setup, ceiling = report["setup"], report["real_test_split"]
+    setup = report["setup"]
     return (f"From the evaluation report (`{setup['command']}`): {setup['dataset']}, {setup['num_samples']} samples, "
-            f"features from {setup['feature_extractor']}. The real test split's own IS is {ceiling['is']:.2f}, the "
-            f"ceiling to read IS against.\n\n" + comparison_table(rows))
+            f"features from {setup['feature_extractor']}. {ceiling_line(report)}\n\n" + comparison_table(rows))
 
 
 def report_results(model_type: str, report: dict | None, rows: list[dict]) -> list[EvalResult]:
