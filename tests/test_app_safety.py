@@ -101,6 +101,12 @@ def test_a_local_dataset_is_read_only_under_the_operators_data_roots(tmp_path):
     (allowed).mkdir()
     os.symlink("/etc", allowed / "link-to-etc")  # a link inside a root that leads out of it is out
     assert references.refusal(str(allowed / "link-to-etc")) is not None
+    # A run's recorded data settings (a folder run, or a seed other than 0) are checked folder by folder.
+    recorded = {"dataset_name": None, "train_data_dir": str(allowed / "train"), "test_data_dir": str(allowed / "test"), "seed": 3}
+    assert references.refusal(json.dumps(recorded)) is None
+    for hostile in ({**recorded, "test_data_dir": "/etc"}, {**recorded, "dataset_name": "csv"}, {"seed": 3}, ["/etc"]):
+        refused = references.refusal(json.dumps(hostile))
+        assert refused is not None and "/etc" not in refused, hostile
 
 
 def test_scoring_a_model_whose_metadata_names_an_allowed_folder_reads_it(served):
