@@ -52,6 +52,7 @@ class Classifier(HubModel):
     # What a config.json may hold (hub/validation.py checks it before anything is built).
     config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "num_classes": (2, 65536),
                      "hidden_channels": (1, 4096), "feature_dim": (1, 65536), "dropout": (0, 1)}
+    config_added_in = {"residual_blocks": "0.2.0"}  # older files lack it, and take the plain CNN default
 
     def __init__(
         self,

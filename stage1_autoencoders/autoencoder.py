@@ -20,6 +20,8 @@ class AE(HubModel):
     # What a config.json may hold (hub/validation.py checks it before anything is built).
     config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "hidden_channels": (1, 4096),
                      "latent_dim": (1, 4096), "observation_std": (1e-6, 1e6)}
+    # Settings a file written before their version lacks, and which then take their defaults (the old layout).
+    config_added_in = {"downsampling_factor": "0.2.0", "num_res_blocks": "0.2.0"}
 
     def __init__(
         self,

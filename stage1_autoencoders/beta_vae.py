@@ -12,7 +12,7 @@ from stage1_autoencoders.vae import VAE
 class BetaVAE(VAE):
     model_type = "beta_vae"
     config_ranges = {**VAE.config_ranges, "beta": (0, 1e6), "capacity_max": (0, 1e6)}
-    config_added_in = {"capacity_max": "0.1.0", "capacity_steps": "0.1.0"}  # files older than these lack them
+    config_added_in = {**VAE.config_added_in, "capacity_max": "0.1.0", "capacity_steps": "0.1.0"}  # older files lack them
 
     def __init__(
         self,

@@ -21,6 +21,9 @@ class VQVAE(HubModel):
     config_ranges = {"image_size": (4, 1024), "in_channels": (1, 4), "hidden_channels": (1, 4096),
                      "num_embeddings": (2, 65536), "embedding_dim": (1, 4096), "commitment_cost": (0, 1e3),
                      "ema_decay": (0, 1), "dead_code_threshold": (0, 1e6), "observation_std": (1e-6, 1e6)}
+    # Settings a file written before their version lacks, and which then take their defaults (the old layout).
+    config_added_in = {name: "0.2.0" for name in ("downsampling_factor", "num_res_blocks", "rotation_trick", "codebook_dim",
+                                                  "cosine_codes", "fsq_levels")}
 
     def __init__(
         self,

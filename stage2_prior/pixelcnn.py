@@ -77,6 +77,7 @@ class GatedPixelCNN(HubModel):
     # What a config.json may hold (hub/validation.py checks it before anything is built).
     config_ranges = {"num_embeddings": (2, 65536), "grid_height": (1, 256), "grid_width": (1, 256),
                      "hidden_channels": (1, 4096), "num_layers": (1, 128), "kernel_size": (3, 31), "num_classes": (1, 65536)}
+    config_added_in = {"dilation_cycle": "0.2.0"}  # older files lack it, and take the undilated default
 
     def __init__(
         self,
