@@ -11,7 +11,7 @@ import pytest
 import torch
 import zuko
 
-from evaluation.evaluate import baseline_samples, load_groups
+from evaluation.models import baseline_samples, load_models
 from gradio_app.catalog import ModelSources, load_catalog
 from hub import TwoStageGenerator, from_pretrained
 from hub.auto import model_class
@@ -180,7 +180,7 @@ def test_the_report_and_the_app_list_each_prior_by_name(trained_vae, fitted_prio
     train_stage1(["--model", "vamp_vae", "--dataset_name", "digits", "--hidden_channels", "16", "32", "--latent_dim", "4",
                   "--num_pseudo_inputs", "10", "--max_train_steps", "10", "--output_dir", str(vamp)])
     sources = [str(trained_vae), *(str(folder) for folder in fitted_priors.values()), str(vamp)]
-    groups = {group.source: group for group in load_groups(sources, torch.device("cpu"))}
+    groups = {group.source: group for group in load_models(sources).groups.values()}
     assert set(groups[str(trained_vae)].learned_priors) == {"MAF", "spline flow", "two-stage VAE"}
     assert baseline_samples(groups[str(vamp)].model, 4, seed=0, batch_size=4)[0] == "VampPrior"
     catalog = load_catalog(ModelSources(sources, "test"))
