@@ -132,7 +132,8 @@ def build_model(args, data):
         return MODELS["beta_vae"](**common, latent_dim=args.latent_dim, beta=args.beta, kl_warmup_steps=args.kl_warmup_steps,
                                   capacity_max=args.capacity_max, capacity_steps=args.capacity_steps)
     if args.model == "vamp_vae":
-        return MODELS["vamp_vae"](**common, latent_dim=args.latent_dim, num_pseudo_inputs=args.num_pseudo_inputs)
+        return MODELS["vamp_vae"](**common, latent_dim=args.latent_dim, num_pseudo_inputs=args.num_pseudo_inputs,
+                                  kl_warmup_steps=args.kl_warmup_steps)
     return MODELS[args.model](**common, latent_dim=args.latent_dim)
 
 

@@ -37,14 +37,23 @@ class VampPriorVAE(VAE):
         downsampling_factor: int | None = None,
         num_res_blocks: int = 1,
         num_pseudo_inputs: int = 100,
+        kl_warmup_steps: int = 0,
     ):
         if isinstance(num_pseudo_inputs, bool) or not isinstance(num_pseudo_inputs, int) or not 1 <= num_pseudo_inputs <= MAX_PSEUDO_INPUTS:
             raise ValueError(f"num_pseudo_inputs={num_pseudo_inputs!r}: must be an integer from 1 to {MAX_PSEUDO_INPUTS}.")
         super().__init__(image_size, in_channels, hidden_channels, latent_dim, likelihood, observation_std,
                          downsampling_factor, num_res_blocks)
-        self.num_pseudo_inputs = num_pseudo_inputs
-        # Pseudo-inputs are images: learned logits, squashed into [0, 1] like the data; they start near mid-grey noise.
-        self.pseudo_input_logits = nn.Parameter(0.1 * torch.randn(num_pseudo_inputs, in_channels, image_size, image_size))
+        self.num_pseudo_inputs, self.kl_warmup_steps = num_pseudo_inputs, kl_warmup_steps
+        # Pseudo-inputs are images: learned logits, squashed into [0, 1] like the data. They start as varied noise, so
+        # the mixture's components differ from the first step (a uniform grey start makes them all alike).
+        self.pseudo_input_logits = nn.Parameter(torch.randn(num_pseudo_inputs, in_channels, image_size, image_size))
+
+    def kl_weight(self, step: int | None) -> float:
+        """Ramped up linearly over the warm-up, as the paper trains it: an encoder that ignores its input makes this
+        KL zero at once (every posterior equals the pseudo-inputs'), so without a warm-up it tends to collapse."""
+        if step is None or self.kl_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, step / self.kl_warmup_steps)
 
     def pseudo_posteriors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The K mixture components: posterior means and log-variances (K, D) at the pseudo-inputs."""
