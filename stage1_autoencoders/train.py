@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--observation_std", type=float, default=0.1,
                        help="Gaussian likelihood: the std of each pixel value, on the [0, 1] scale.")
     model.add_argument("--beta", type=float, default=4.0, help="β-VAE: weight of the KL term.")
-    model.add_argument("--kl_warmup_steps", type=int, default=0, help="β-VAE: ramp β up linearly over N steps.")
+    model.add_argument("--kl_warmup_steps", type=int, default=0, help="β-VAE and VampPrior VAE: ramp the KL weight up linearly over N steps.")
     model.add_argument("--capacity_max", type=float, default=0.0,
                        help="β-VAE: Burgess et al. 2018 capacity C (nats); loss uses β·|KL − C|. 0 turns it off.")
     model.add_argument("--capacity_steps", type=int, default=0, help="β-VAE: steps over which C grows to its max.")

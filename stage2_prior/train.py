@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--num_layers", type=int, default=8,
                        help="Gated layers; with kernel 3 each reaches one more row up and one more column each side.")
     model.add_argument("--kernel_size", type=int, default=3, help="Odd kernel width of the stacks.")
+    model.add_argument("--dilation_cycle", type=int, default=1,
+                       help="Layer i dilates by 2**(i mod N), as WaveNet: 1 is undilated; 3 lets 8 layers cover a 16x16 "
+                            "grid, 4 most of 32x32 (the prior's receptive_field says how far it sees).")
     model.add_argument("--conditional", action="store_true", help="Condition on the dataset's class labels.")
     model.add_argument("--codes_cache_dir", default=cache_dir("codes"),
                        help="Where encoded code grids are cached ('' to encode without caching); default under $TWOSTAGE_CACHE or ~/.cache/twostage.")
@@ -69,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # The flags that define the prior, its objective and its data: a resumed run must have the checkpoint's values.
-RUN_DEFINING_FLAGS = ("vqvae", "vqvae_revision", "hidden_channels", "num_layers", "kernel_size", "conditional",
+RUN_DEFINING_FLAGS = ("vqvae", "vqvae_revision", "hidden_channels", "num_layers", "kernel_size", "dilation_cycle", "conditional",
                       "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed")
 
 
@@ -124,11 +127,14 @@ def main(argv=None) -> None:
     accelerator.print(f"codes: {'read from' if codes.from_cache else 'encoded, cached in'} {codes.cache_file}")
 
     height, width = vqvae.latent_grid_size
-    model = GatedPixelCNN(
-        num_embeddings=vqvae.num_embeddings, grid_height=height, grid_width=width, hidden_channels=args.hidden_channels,
-        num_layers=args.num_layers, kernel_size=args.kernel_size, num_classes=data.num_classes if args.conditional else None,
-        vqvae_id=vqvae_id, vqvae_revision=vqvae_revision,
-    )
+    try:
+        model = GatedPixelCNN(
+            num_embeddings=vqvae.num_embeddings, grid_height=height, grid_width=width, hidden_channels=args.hidden_channels,
+            num_layers=args.num_layers, kernel_size=args.kernel_size, dilation_cycle=args.dilation_cycle,
+            num_classes=data.num_classes if args.conditional else None, vqvae_id=vqvae_id, vqvae_revision=vqvae_revision,
+        )
+    except ValueError as error:  # the constructor names the setting; as a flag, one line
+        raise SystemExit(f"--{error}") from None
     if args.channels_last:  # its inputs, the permuted code embeddings, are NHWC already
         model = model.to(memory_format=torch.channels_last)
     no_labels = torch.zeros(len(codes.train_codes), dtype=torch.long)
