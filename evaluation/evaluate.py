@@ -223,7 +223,7 @@ def evaluate(args, command: str) -> dict:
         "rows": [],
         "models": {},
     }
-    for group in tqdm(groups, desc="models"):
+    for group in tqdm(groups, desc="models", disable=None):
         metrics, likelihood_columns = model_metrics(group, data, args)
         made = model_figures(group, data, figure_dir, args)
         # Unconditional rows first, each section led by its baseline: the learned prior beside what it replaces.

@@ -45,7 +45,7 @@ def _channels_last(model: torch.nn.Module):
 
 
 def _batches(images: torch.Tensor, batch_size: int, description: str, progress: bool):
-    return tqdm(images.split(batch_size), desc=description, disable=not progress, leave=False)
+    return tqdm(images.split(batch_size), desc=description, disable=None if progress else True, leave=False)
 
 
 @torch.no_grad()

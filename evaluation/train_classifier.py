@@ -121,7 +121,8 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=num_epochs * len(loader))
 
     start = time.perf_counter()
-    progress = tqdm(total=num_epochs * len(loader), desc="classifier", disable=not accelerator.is_local_main_process)
+    progress = tqdm(total=num_epochs * len(loader), desc="classifier",
+                    disable=None if accelerator.is_local_main_process else True)
     model.train()
     for epoch in range(num_epochs):
         for images, labels in loader:

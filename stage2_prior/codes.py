@@ -62,7 +62,8 @@ def encode_images(vqvae, images: torch.Tensor, accelerator, batch_size: int, des
     loader = make_dataloader(images, batch_size=batch_size, shuffle=False)
     loader = accelerator.prepare_data_loader(loader)
     codes = []
-    for (batch,) in tqdm(loader, desc=description, disable=not accelerator.is_local_main_process):
+    for (batch,) in tqdm(loader, desc=description,
+                           disable=None if accelerator.is_local_main_process else True):
         indices = vqvae.encode_to_indices(to_float(batch).to(accelerator.device))
         codes.append(accelerator.gather_for_metrics(indices).cpu())
     codes = torch.cat(codes)

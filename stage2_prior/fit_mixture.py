@@ -71,7 +71,7 @@ def latents_of(model, images: torch.Tensor, batch_size: int, description: str, f
     else:
         generator = torch.Generator(device).manual_seed(seed)
         encode = lambda x: model.sample_posterior(x, generator)  # noqa: E731  (one generator across the batches)
-    batches = tqdm(images.split(batch_size), desc=description)
+    batches = tqdm(images.split(batch_size), desc=description, disable=None)
     return torch.cat([encode(to_float(batch).to(device)).cpu() for batch in batches])
 
 
