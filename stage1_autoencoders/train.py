@@ -18,9 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # runnable as a script
 
 import torch
-from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
 
 from stage1_autoencoders import MODELS
@@ -28,10 +26,11 @@ from stage1_autoencoders.data import images_from_every_class, load_image_data, r
 from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader, rank_slice
-from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.checkpoints import save_checkpoint
+from training.runs import resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_training_scheduler, set_schedule_position
+from training.schedules import get_training_scheduler
 from training.step import training_step
 
 logger = get_logger(__name__)
@@ -190,15 +189,7 @@ def save_epoch_images(model, test_images: torch.Tensor, folder: str, epoch: int,
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
-                                            save_on_each_node=args.save_on_each_node),
-    )
-    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
-    set_seed(args.seed)
+    accelerator = start_run(args)
 
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
                            args.resolution, seed=args.seed, max_train_samples=args.max_train_samples,
@@ -225,17 +216,9 @@ def main(argv=None) -> None:
         os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
         accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
-    global_step, first_epoch, batches_to_skip = 0, 0, 0
     run_flags = run_defining_flags(args, accelerator.unwrap_model(model))
-    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
-    if resume is not None:
-        path, global_step = resume
-        accelerator.print(f"Resuming from {path} (step {global_step})")
-        check_run_flags(path, run_flags)
-        load_checkpoint(accelerator, path)
-        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
-        first_epoch = global_step // steps_per_epoch
-        batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+    resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
+                                                                         steps_per_epoch)
 
     logger.info(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, {len(data.train_images):,} "
                 f"training images, {max_train_steps} steps, {accelerator.num_processes} process(es)", main_process_only=True)
@@ -295,7 +278,7 @@ def main(argv=None) -> None:
         metrics["weights_checksum_per_rank"] = checksums
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=args.model,
                             dataset=data.info, num_train_images=len(data.train_images), num_test_images=len(data.test_images),
-                            resumed_from_checkpoint=resume[0] if resume else None)
+                            resumed_from_checkpoint=resumed_from)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)

@@ -13,7 +13,6 @@ training_info.json with the test latents' mean log-likelihood under the prior (f
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -22,9 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # runnable as a script
 
 import torch
-from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
 
 from stage1_autoencoders.data import to_float
@@ -33,10 +30,11 @@ from stage2_prior.stage1_runs import load_data_for, load_stage1_model
 from stage2_prior.two_stage_vae import TwoStageVAEPrior
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
-from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.checkpoints import save_checkpoint
+from training.runs import resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_training_scheduler, set_schedule_position
+from training.schedules import get_training_scheduler
 from training.step import training_step
 
 logger = get_logger(__name__)
@@ -111,15 +109,7 @@ def train_step(accelerator, prior, optimizer, scheduler, means: torch.Tensor, st
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
-                                            save_on_each_node=args.save_on_each_node),
-    )
-    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
-    set_seed(args.seed)
+    accelerator = start_run(args)
     autoencoder, (autoencoder_id, autoencoder_revision) = load_stage1_model(
         args.autoencoder, args.autoencoder_revision, CONTINUOUS_TYPES, "--autoencoder",
         "A VQ-VAE's prior is a gated PixelCNN: accelerate launch stage2_prior/train.py --vqvae ...",
@@ -144,17 +134,9 @@ def main(argv=None) -> None:
     if accelerator.is_main_process:
         accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
-    global_step, first_epoch, batches_to_skip = 0, 0, 0
-    run_flags = json.loads(json.dumps({name: getattr(args, name) for name in RUN_DEFINING_FLAGS}))
-    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
-    if resume is not None:
-        path, global_step = resume
-        accelerator.print(f"Resuming from {path} (step {global_step})")
-        check_run_flags(path, run_flags)
-        load_checkpoint(accelerator, path)
-        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
-        first_epoch = global_step // steps_per_epoch
-        batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+    run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
+    resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
+                                                                         steps_per_epoch)
 
     unwrapped = accelerator.unwrap_model(prior)
     logger.info(f"{args.prior}: {sum(p.numel() for p in prior.parameters()):,} parameters, {len(train_means):,} "
@@ -209,7 +191,7 @@ def main(argv=None) -> None:
         write_training_info(args, accelerator, global_step, time.time() - started, metrics, model=final.model_type,
                             prior=args.prior, autoencoder=args.autoencoder, dataset=data.info,
                             num_train_images=len(train_means), num_test_images=len(test_latents),
-                            resumed_from_checkpoint=resume[0] if resume else None)
+                            resumed_from_checkpoint=resumed_from)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)

@@ -20,9 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from torchvision.utils import save_image
 
 from stage1_autoencoders.cache import cache_dir
@@ -32,10 +30,11 @@ from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_cod
 from stage2_prior.stage1_runs import load_data_for, load_stage1_model
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
-from training.checkpoints import check_output_dir, check_run_flags, load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.checkpoints import save_checkpoint
+from training.runs import resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
-from training.schedules import get_training_scheduler, set_schedule_position
+from training.schedules import get_training_scheduler
 from training.step import training_step
 
 logger = get_logger(__name__)
@@ -106,15 +105,7 @@ def save_samples(prior, vqvae, path: str, seed: int, temperature: float) -> None
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir),
-                                            save_on_each_node=args.save_on_each_node),
-    )
-    check_output_dir(accelerator, args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, args.save_on_each_node)
-    set_seed(args.seed)
+    accelerator = start_run(args)
 
     vqvae, (vqvae_id, vqvae_revision) = load_stage1_model(
         args.vqvae, args.vqvae_revision, ("vqvae",), "--vqvae",
@@ -156,17 +147,9 @@ def main(argv=None) -> None:
         os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
         accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
-    global_step, first_epoch, batches_to_skip = 0, 0, 0
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
-    resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
-    if resume is not None:
-        path, global_step = resume
-        accelerator.print(f"Resuming from {path} (step {global_step})")
-        check_run_flags(path, run_flags)
-        load_checkpoint(accelerator, path)
-        set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
-        first_epoch = global_step // steps_per_epoch
-        batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+    resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
+                                                                         steps_per_epoch)
 
     logger.info(f"gated PixelCNN: {sum(p.numel() for p in model.parameters()):,} parameters, {len(codes.train_codes):,} "
                 f"training grids of {height}x{width} codes (K={vqvae.num_embeddings}), {max_train_steps} steps, "
@@ -224,7 +207,7 @@ def main(argv=None) -> None:
                             vqvae=args.vqvae, vqvae_weights_sha256=weights_fingerprint(vqvae), conditional=args.conditional,
                             dataset=data.info, num_train_images=len(codes.train_codes), num_test_images=len(codes.test_codes),
                             codes_cache_file=codes.cache_file, codes_from_cache=codes.from_cache,
-                            resumed_from_checkpoint=resume[0] if resume else None)
+                            resumed_from_checkpoint=resumed_from)
         if args.push_to_hub:
             from hub.push import push_run_folder
             push_run_folder(args.output_dir, args.hub_model_id, private=args.hub_private)
