@@ -37,7 +37,22 @@ def _check_int(name: str, value, low: int, high: int) -> int:
     return value
 
 
-class FlowPrior(HubModel):
+class StandardisedLatents:
+    """For priors that model standardised latents (z - shift) / scale: the buffers, and setting them from the
+    training latents. Both live in model.safetensors."""
+
+    def register_standardisation(self, latent_dim: int) -> None:
+        self.register_buffer("shift", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+
+    @torch.no_grad()
+    def standardise_to(self, latents: torch.Tensor) -> None:
+        """Sets shift and scale to the mean and standard deviation of the training latents (N, D)."""
+        self.shift.copy_(latents.mean(0))
+        self.scale.copy_(latents.std(0).clamp(min=1e-6))
+
+
+class FlowPrior(HubModel, StandardisedLatents):
     model_type = "flow_prior"
     conditional = False
 
@@ -72,14 +87,7 @@ class FlowPrior(HubModel):
         on_meta = torch.empty(0).is_meta
         with torch.device("cpu") if on_meta else contextlib.nullcontext():
             self.flow = FLOWS[flow](latent_dim, transforms=transforms, hidden_features=hidden_features, **options)
-        self.register_buffer("shift", torch.zeros(latent_dim))
-        self.register_buffer("scale", torch.ones(latent_dim))
-
-    @torch.no_grad()
-    def standardise_to(self, latents: torch.Tensor) -> None:
-        """Sets shift and scale to the mean and standard deviation of the training latents (N, D)."""
-        self.shift.copy_(latents.mean(0))
-        self.scale.copy_(latents.std(0).clamp(min=1e-6))
+        self.register_standardisation(latent_dim)
 
     @property
     def display_name(self) -> str:

@@ -17,7 +17,7 @@ from torch import nn
 
 from hub import HubModel
 from stage1_autoencoders.likelihoods import gaussian_kl
-from stage2_prior.flow_prior import MAX_HIDDEN_FEATURES, MAX_HIDDEN_LAYERS, MAX_LATENT_DIM, _check_int
+from stage2_prior.flow_prior import MAX_HIDDEN_FEATURES, MAX_HIDDEN_LAYERS, MAX_LATENT_DIM, StandardisedLatents, _check_int
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -27,7 +27,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
 
-class TwoStageVAEPrior(HubModel):
+class TwoStageVAEPrior(HubModel, StandardisedLatents):
     model_type = "two_stage_vae_prior"
     conditional = False
 
@@ -49,13 +49,7 @@ class TwoStageVAEPrior(HubModel):
         self.encoder = _mlp([latent_dim, *hidden, 2 * latent_dim])
         self.decoder = _mlp([latent_dim, *reversed(hidden), latent_dim])
         self.log_gamma = nn.Parameter(torch.zeros(()))
-        self.register_buffer("shift", torch.zeros(latent_dim))
-        self.register_buffer("scale", torch.ones(latent_dim))
-
-    @torch.no_grad()
-    def standardise_to(self, latents: torch.Tensor) -> None:
-        self.shift.copy_(latents.mean(0))
-        self.scale.copy_(latents.std(0).clamp(min=1e-6))
+        self.register_standardisation(latent_dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """What fitting minimises, per latent: the negative ELBO (B,) of latents (B, D), in nats of the
