@@ -31,7 +31,7 @@ from stage2_prior.stage1_runs import load_data_for, load_stage1_model
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
-from training.runs import resume_run, start_run
+from training.runs import epoch_batches, resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
 from training.schedules import get_training_scheduler
@@ -158,10 +158,7 @@ def main(argv=None) -> None:
     started = time.time()
     metrics: dict[str, float] = {}
     for epoch in range(first_epoch, num_epochs):
-        epoch_loader = train_loader
-        if epoch == first_epoch and batches_to_skip:
-            epoch_loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
-        epoch_loader.set_epoch(epoch)  # the data order of this epoch, the same in a resumed run
+        epoch_loader = epoch_batches(accelerator, train_loader, epoch, first_epoch, batches_to_skip)
         for grids, labels in epoch_loader:
             if global_step >= max_train_steps:  # a run resumed from its final checkpoint trains no further
                 break

@@ -40,3 +40,13 @@ def resume_run(accelerator, args, run_flags: dict, optimizer, scheduler, steps_p
     set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
     batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
     return path, global_step, global_step // steps_per_epoch, batches_to_skip
+
+
+def epoch_batches(accelerator, train_loader, epoch: int, first_epoch: int, batches_to_skip: int):
+    """The loader of one epoch: in the epoch a run resumed in, past the batches it had trained on; its data order
+    set for the epoch, so that a resumed run sees the batches of the uninterrupted one."""
+    loader = train_loader
+    if epoch == first_epoch and batches_to_skip:
+        loader = accelerator.skip_first_batches(train_loader, batches_to_skip)
+    loader.set_epoch(epoch)
+    return loader
