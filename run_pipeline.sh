@@ -14,6 +14,7 @@ BATCH=${BATCH:-64}
 # The digits have 17 grey levels, which a Gaussian likelihood fits; Bernoulli suits near-binary MNIST.
 LIKELIHOOD=${LIKELIHOOD:-$([ "$DATASET" = digits ] && echo gaussian || echo bernoulli)}
 EXTRA=${EXTRA:-}  # more flags for every training run, e.g. "--resolution 32" or "--hidden_channels 32 64 128"
+EVAL_EXTRA=${EVAL_EXTRA:-}  # more flags for the evaluation, e.g. "--num_samples 2000 --max_eval_samples 2000"
 
 # SKIP_INSTALL=1 where the project is importable already (a shared environment, PYTHONPATH set).
 [ "${SKIP_INSTALL:-0}" = 1 ] || python -m pip install -q -e . >/dev/null 2>&1 || python -m pip install -e .
@@ -47,5 +48,5 @@ done
 echo "== evaluation"
 python -m evaluation.evaluate "$RUNS"/ae "$RUNS"/vae "$RUNS"/beta_vae-2 "$RUNS"/beta_vae-10 "$RUNS"/vamp_vae "$RUNS"/vqvae \
   "$RUNS"/*-gmm "$RUNS"/vae-{maf,nsf,two_stage_vae} "$RUNS"/vqvae-pixelcnn "$RUNS"/vqvae-pixelcnn-conditional \
-  --seed "$SEED" --output_dir "$RUNS/report"
+  --seed "$SEED" --output_dir "$RUNS/report" $EVAL_EXTRA
 echo "Report: $RUNS/report/REPORT.md"

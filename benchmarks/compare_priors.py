@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds (SEED of run_pipeline.sh).")
     parser.add_argument("--runs_dir", default="runs/compare_priors", help="Where the runs go: one seed-S folder a seed.")
     parser.add_argument("--extra", default="", help="More flags for every stage-1 run (run_pipeline.sh's EXTRA).")
+    parser.add_argument("--eval_extra", default="",
+                        help="More flags for the evaluation (run_pipeline.sh's EVAL_EXTRA), e.g. \"--num_samples 2000 "
+                             "--max_eval_samples 2000\" to score 2,000 samples per row against the first 2,000 test images.")
     parser.add_argument("--from_reports", nargs="+", default=None, help="Report folders to summarise instead of training.")
     return parser.parse_args(argv)
 
@@ -48,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_pipeline(args, seed: int) -> str:
     runs = os.path.join(args.runs_dir, f"seed-{seed}")
     environment = {**os.environ, "DATASET": args.dataset_name, "EPOCHS": str(args.epochs), "RUNS": runs,
-                   "EXTRA": args.extra, "SEED": str(seed)}
+                   "EXTRA": args.extra, "EVAL_EXTRA": args.eval_extra, "SEED": str(seed)}
     subprocess.run(["bash", os.path.join(REPO, "run_pipeline.sh")], env=environment, check=True, cwd=REPO)
     return os.path.join(runs if os.path.isabs(runs) else os.path.join(REPO, runs), "report")
 
