@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from evaluation import figures
 from evaluation.classifier import classifier_test_accuracy
-from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, IS_SPLIT_SIZE, fidelity_metrics, real_ceiling, to_uint8
+from evaluation.fidelity import CLASSIFIER, FEATURE_EXTRACTORS, IS_SPLIT_SIZE, Judge, real_ceiling, to_uint8
 from evaluation.likelihood import (
     code_nll_bits,
     codebook_statistics,
@@ -193,13 +193,14 @@ def evaluate(args, command: str) -> dict:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
     accuracy = classifier_test_accuracy(weights) if args.feature_extractor == CLASSIFIER else None
     check_judge(accuracy, weights, args)
-    scoring = dict(feature_extractor=args.feature_extractor, feature_extractor_weights_path=weights, seed=args.seed,
-                   is_split_size=args.is_split_size)
+    # One extractor for the whole report, and the test split's features extracted once for every row.
+    judge = Judge(args.feature_extractor, weights, is_split_size=args.is_split_size)
+    real_features = judge.features(data.test_images)
     num_samples = args.num_samples or len(data.test_images)
     figure_dir = os.path.join(args.output_dir, "figures")
     os.makedirs(figure_dir, exist_ok=True)
 
-    ceiling = real_ceiling(data.test_images, num_samples, **scoring)
+    ceiling = real_ceiling(judge, real_features, num_samples, args.seed)
     # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
     conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
     train = load_train_split(dataset_name, resolution, args.max_train_samples, args.seed) if conditional else None
@@ -243,7 +244,7 @@ def evaluate(args, command: str) -> dict:
             grid_path = os.path.join(figure_dir, f"{group.name}-{re.sub(r'[^A-Za-z0-9]+', '_', prior_name)}-samples.png")
             figures.save_grid(samples[:64], grid_path)
             made[f"{group.name} + {prior_name}: samples"] = grid_path
-            scores = fidelity_metrics(to_uint8(samples), data.test_images, **scoring)
+            scores = judge.scores(to_uint8(samples), real_features, seed=args.seed)
             row = {"section": section, "model": group.name, "model_type": group.model.model_type, "prior": prior_name,
                    "prior_source": group.prior_sources.get(prior_name), **scores}
             row.update(likelihood_columns.get(prior_name, {"nll": None, "negative_elbo": None, "nll_unit": None}))

@@ -25,7 +25,12 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity import feature_extractor_inceptionv3 as inception_layers
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.helpers import text_to_dtype
+from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset, resolve_feature_layer_for_metric
 
 from evaluation.classifier import Classifier
 
@@ -106,6 +111,102 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
+class Features:
+    """The features a feature extractor gave for a set of uint8 images (torch-fidelity's featuresdict: layer name ->
+    (N, D)), computed once and reused by every score of that set."""
+
+    def __init__(self, featuresdict: dict[str, torch.Tensor], count: int):
+        self.featuresdict, self.count = featuresdict, count
+
+    def first(self, count: int) -> Features:
+        """The features of the first `count` images."""
+        return Features({layer: values[:count] for layer, values in self.featuresdict.items()}, min(count, self.count))
+
+
+class Judge:
+    """One protocol's feature extractor, built once, and the scores of sample sets from their features.
+
+    torch-fidelity's calculate_metrics builds the extractor and extracts the real images' features again on every
+    call, and a sample set's twice when IS (over whole splits) and FID are asked for apart. A Judge extracts each
+    set's features once, so a report of R rows costs R + 1 passes of the extractor instead of 3R; the scores are
+    torch-fidelity's own functions of those features, the numbers calculate_metrics gives."""
+
+    def __init__(self, feature_extractor: str = CLASSIFIER, feature_extractor_weights_path: str | None = None,
+                 batch_size: int = 256, is_split_size: int = IS_SPLIT_SIZE, verbose: bool = False):
+        if feature_extractor not in FEATURE_EXTRACTORS:
+            raise ValueError(f"feature_extractor={feature_extractor!r}: choose one of {FEATURE_EXTRACTORS}.")
+        if is_split_size < 1:
+            raise ValueError(f"is_split_size={is_split_size}: give a positive number of samples per IS split (default {IS_SPLIT_SIZE}).")
+        self.num_classes, self.feature_dims = extractor_dimensions(feature_extractor, feature_extractor_weights_path)
+        self.rgb = feature_extractor == INCEPTION
+        if feature_extractor == INCEPTION and feature_extractor_weights_path is not None:
+            inception_weights(os.path.realpath(feature_extractor_weights_path))  # refused here, with its reason, if unsafe
+            feature_extractor = INCEPTION_FROM_FILE
+        self.is_split_size, self.batch_size, self.verbose = is_split_size, batch_size, verbose
+        self.cuda = torch.cuda.is_available()
+        self.options = dict(
+            verbose=verbose, cuda=self.cuda,
+            # In-memory images: no DataLoader workers; precision/recall over distance blocks, not one N x N matrix.
+            save_cpu_ram=True, prc_batch_size=2048,
+        )
+        self.layers = {metric: resolve_feature_layer_for_metric(metric, feature_extractor=feature_extractor)
+                       for metric in METRICS}
+        self.extractor = create_feature_extractor(
+            feature_extractor, sorted(set(self.layers.values())), cuda=self.cuda,
+            feature_extractor_weights_path=feature_extractor_weights_path, verbose=verbose)
+
+    def features(self, images: torch.Tensor) -> Features:
+        """Features of uint8 images (N, C, H, W)."""
+        dataset = ImageTensorDataset(images, self.rgb)
+        if not len(dataset):
+            return Features({}, 0)
+        return Features(get_featuresdict_from_dataset(dataset, self.extractor, self.batch_size, self.cuda,
+                                                      save_cpu_ram=True, verbose=self.verbose), len(dataset))
+
+    def scores(self, generated: torch.Tensor | Features, real: torch.Tensor | Features | None = None,
+               metrics: tuple[str, ...] = METRICS, seed: int = 0) -> dict:
+        """Scores of `generated` (uint8 images or their Features); FID, KID and precision/recall against `real`.
+
+        metrics: any of "isc" (IS), "fid", "kid", "prc" (precision and recall). Returns the keys of RESULT_NAMES that
+        the chosen metrics produce, None where a score is withheld, with "withheld" ({key: the reason}) and the
+        protocol: "num_samples", "is_split_size", "is_splits". IS is the mean over splits of `is_split_size` samples
+        (the last N mod is_split_size samples are left out of IS), so that it does not depend on N. `seed` fixes
+        IS's split order and KID's subsets."""
+        unknown = set(metrics) - set(METRICS)
+        if unknown or not metrics:
+            raise ValueError(f"metrics={metrics}: choose one or more of {METRICS}.")
+        needs_real = bool({"fid", "kid", "prc"} & set(metrics))
+        if needs_real and real is None:
+            raise ValueError("FID, KID and precision/recall compare with real images: pass `real` (the test split).")
+        generated = generated if isinstance(generated, Features) else self.features(generated)
+        real = real if real is None or isinstance(real, Features) else self.features(real)
+        withheld = withheld_scores(metrics, generated.count, real.count if needs_real else None, self.is_split_size,
+                                   self.num_classes, self.feature_dims)
+        is_splits = generated.count // self.is_split_size
+        options = dict(self.options, rng_seed=seed)
+        results = {}
+        if "isc" in metrics and "is" not in withheld:
+            # Over whole splits only: torch-fidelity cuts N samples into a count of splits, not a size.
+            results.update(isc_featuresdict_to_metric(generated.first(is_splits * self.is_split_size).featuresdict, self.layers["isc"],
+                                                      isc_splits=is_splits, **options))
+        if "fid" in metrics and "fid" not in withheld:
+            layer = self.layers["fid"]
+            results.update(fid_statistics_to_metric(fid_featuresdict_to_statistics(generated.featuresdict, layer),
+                                                    fid_featuresdict_to_statistics(real.featuresdict, layer), self.verbose))
+        if "kid" in metrics:
+            results.update(kid_featuresdict_to_metric(generated.featuresdict, real.featuresdict, self.layers["kid"],
+                                                      kid_subset_size=min(1000, generated.count, real.count), **options))
+        if "prc" in metrics:
+            results.update(prc_featuresdict_to_metric(generated.featuresdict, real.featuresdict, self.layers["prc"],
+                                                      **options))
+        produced = {"isc": ("is", "is_std"), "fid": ("fid",), "kid": ("kid", "kid_std"), "prc": ("precision", "recall")}
+        scores = {key: None for metric in metrics for key in produced[metric]}
+        scores.update({ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results})
+        scores.update(withheld=withheld, num_samples=generated.count, is_split_size=self.is_split_size,
+                      is_splits=is_splits if "isc" in metrics else None)
+        return scores
+
+
 def fidelity_metrics(
     generated: torch.Tensor,
     real: torch.Tensor | None = None,
@@ -117,62 +218,10 @@ def fidelity_metrics(
     is_split_size: int = IS_SPLIT_SIZE,
     verbose: bool = False,
 ) -> dict:
-    """Scores uint8 `generated` images (N, C, H, W); FID, KID and precision/recall against `real`.
-
-    metrics: any of "isc" (IS), "fid", "kid", "prc" (precision and recall). Returns the keys of RESULT_NAMES that
-    the chosen metrics produce, None where a score is withheld, with "withheld" ({key: the reason}) and the protocol:
-    "num_samples", "is_split_size", "is_splits". IS is the mean over splits of `is_split_size` samples (the last
-    N mod is_split_size samples are left out of IS), so that it does not depend on N. `seed` fixes IS's split
-    order and KID's subsets.
-    """
-    unknown = set(metrics) - set(METRICS)
-    if unknown or not metrics:
-        raise ValueError(f"metrics={metrics}: choose one or more of {METRICS}.")
-    if feature_extractor not in FEATURE_EXTRACTORS:
-        raise ValueError(f"feature_extractor={feature_extractor!r}: choose one of {FEATURE_EXTRACTORS}.")
-    if is_split_size < 1:
-        raise ValueError(f"is_split_size={is_split_size}: give a positive number of samples per IS split (default {IS_SPLIT_SIZE}).")
-    needs_real = bool({"fid", "kid", "prc"} & set(metrics))
-    if needs_real and real is None:
-        raise ValueError("FID, KID and precision/recall compare with real images: pass `real` (the test split).")
-    rgb = feature_extractor == INCEPTION
-    num_classes, feature_dims = extractor_dimensions(feature_extractor, feature_extractor_weights_path)
-    withheld = withheld_scores(metrics, len(generated), len(real) if needs_real else None, is_split_size,
-                               num_classes, feature_dims)
-    is_splits = len(generated) // is_split_size
-    if feature_extractor == INCEPTION and feature_extractor_weights_path is not None:
-        inception_weights(os.path.realpath(feature_extractor_weights_path))  # refused here, with its reason, if unsafe
-        feature_extractor = INCEPTION_FROM_FILE
-    options = dict(
-        feature_extractor=feature_extractor,
-        feature_extractor_weights_path=feature_extractor_weights_path,
-        cuda=torch.cuda.is_available(),
-        batch_size=batch_size,
-        rng_seed=seed,
-        # The images are in memory already: no DataLoader workers (save_cpu_ram's other effect), and nothing cached
-        # on disk under names that would not change when the images do.
-        save_cpu_ram=True,
-        cache=False,
-        verbose=verbose,
-    )
-    results = {}
-    if "isc" in metrics and "is" not in withheld:
-        # Its own pass over whole splits only: torch-fidelity cuts N samples into a count of splits, not a size.
-        results.update(torch_fidelity.calculate_metrics(
-            input1=ImageTensorDataset(generated[: is_splits * is_split_size], rgb), isc=True, isc_splits=is_splits,
-            **options))
-    compared = [metric for metric in ("fid", "kid", "prc") if metric in metrics and metric not in withheld]
-    if compared:
-        results.update(torch_fidelity.calculate_metrics(
-            input1=ImageTensorDataset(generated, rgb), input2=ImageTensorDataset(real, rgb),
-            **{metric: metric in compared for metric in METRICS},
-            kid_subset_size=min(1000, len(generated), len(real)), prc_batch_size=2048, **options))
-    produced = {"isc": ("is", "is_std"), "fid": ("fid",), "kid": ("kid", "kid_std"), "prc": ("precision", "recall")}
-    scores = {key: None for metric in metrics for key in produced[metric]}
-    scores.update({ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results})
-    scores.update(withheld=withheld, num_samples=len(generated), is_split_size=is_split_size,
-                  is_splits=is_splits if "isc" in metrics else None)
-    return scores
+    """Scores uint8 `generated` images (N, C, H, W), FID, KID and precision/recall against `real`, with a Judge of
+    its own (see Judge.scores); scoring several sets against one real set, keep one Judge and the real Features."""
+    judge = Judge(feature_extractor, feature_extractor_weights_path, batch_size, is_split_size, verbose)
+    return judge.scores(generated, real, metrics, seed)
 
 
 def withheld_scores(metrics, num_generated: int, num_real: int | None, is_split_size: int, num_classes: int,
@@ -217,12 +266,14 @@ def inception_score(images: torch.Tensor, **options) -> tuple[float | None, floa
     return scores["is"], scores["is_std"]
 
 
-def real_ceiling(test_images: torch.Tensor, num_samples: int, **options) -> dict:
-    """The IS of `num_samples` real test images (the first ones) under the protocol the samples were scored with:
-    the ceiling shown beside them. Where the test split has fewer images it is scored whole, and "note" says so."""
-    scores = fidelity_metrics(test_images[:num_samples], metrics=("isc",), **options)
-    scores["note"] = None if len(test_images) >= num_samples else (
-        f"the test split has only {len(test_images)} images, fewer than the {num_samples} samples")
+def real_ceiling(judge: Judge, test_split: torch.Tensor | Features, num_samples: int, seed: int = 0) -> dict:
+    """The IS of `num_samples` real test images (the first ones; uint8 images or their Features) under the protocol
+    the samples were scored with: the ceiling shown beside them. Where the test split has fewer images it is scored
+    whole, and "note" says so."""
+    test_split = test_split if isinstance(test_split, Features) else judge.features(test_split)
+    scores = judge.scores(test_split.first(num_samples), metrics=("isc",), seed=seed)
+    scores["note"] = None if test_split.count >= num_samples else (
+        f"the test split has only {test_split.count} images, fewer than the {num_samples} samples")
     return scores
 
 

@@ -124,8 +124,9 @@ class Handlers:
         """The IS of `num_samples` real test images with the samples' splits and seed, and what it is."""
         if reference.test_images is None:
             return None, f"no real test split to score as the ceiling ({reference.test_split_note})"
-        scores = real_ceiling(reference.test_images, num_samples, feature_extractor_weights_path=reference.classifier,
-                              seed=seed)
+        if reference.judge is None:
+            return None, f"no classifier to score the ceiling with ({reference.classifier_note})"
+        scores = real_ceiling(reference.judge, reference.test_features, num_samples, seed)
         if scores["is"] is None:
             return None, f"no ceiling: {scores['withheld']['is']}"
         shortfall = f", as {scores['note']}" if scores["note"] else ""

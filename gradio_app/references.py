@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluation.fidelity import fidelity_metrics, to_uint8
+from evaluation.fidelity import Features, Judge, to_uint8
 from evaluation.train_classifier import trained_classifier_folder
 from gradio_app.catalog import ListedClassifier, ServedModel
 from stage1_autoencoders.data import load_image_data
@@ -39,6 +39,8 @@ class Reference:
     test_split_note: str  # what the test split is, or why there is none
     classifier: str | None  # a classifier's folder or Hub id, as evaluation.fidelity takes it
     classifier_note: str
+    judge: Judge | None = None  # the classifier's feature extractor, built when the app starts
+    test_features: Features | None = None  # the test split's features, extracted once for every request
 
 
 class References:
@@ -52,7 +54,7 @@ class References:
         for served in models:
             key = reference_key(served)
             if key not in self._references:
-                self._references[key] = self._find(served)
+                self._references[key] = self._with_judge(self._find(served))
 
     def for_model(self, served: ServedModel) -> Reference:
         reference = self._references.get(reference_key(served))
@@ -66,10 +68,24 @@ class References:
         reference = self.for_model(served)
         if reference.classifier is None:
             raise ScoringUnavailable(reference.classifier_note)
-        fid = with_fid and reference.test_images is not None
-        return fidelity_metrics(to_uint8(images), reference.test_images if fid else None,
-                                metrics=("isc", "fid") if fid else ("isc",),
-                                feature_extractor_weights_path=reference.classifier, seed=seed)
+        fid = with_fid and reference.test_features is not None
+        return reference.judge.scores(to_uint8(images), reference.test_features if fid else None,
+                                      metrics=("isc", "fid") if fid else ("isc",), seed=seed)
+
+    @staticmethod
+    def _with_judge(reference: Reference) -> Reference:
+        """The reference with its classifier loaded as a Judge and the test split's features, or with the reason
+        the classifier could not be loaded in place of it."""
+        if reference.classifier is None:
+            return reference
+        try:
+            reference.judge = Judge(feature_extractor_weights_path=reference.classifier)
+            if reference.test_images is not None:
+                reference.test_features = reference.judge.features(reference.test_images)
+        except Exception as error:  # a listed classifier that fails validation, a Hub id out of reach, ...
+            return Reference(reference.test_images, reference.test_split_note, None,
+                             f"The classifier {reference.classifier} could not be loaded: {error}")
+        return reference
 
     def _find(self, served: ServedModel) -> Reference:
         channels, size = served.model.in_channels, served.model.image_size

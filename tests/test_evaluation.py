@@ -15,7 +15,9 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from evaluation.fidelity import INCEPTION, fidelity_metrics, inception_score, inception_weights
+import torch_fidelity
+
+from evaluation.fidelity import INCEPTION, ImageTensorDataset, Judge, fidelity_metrics, inception_score, inception_weights
 from evaluation.likelihood import codebook_statistics, vae_likelihoods
 from evaluation.report import COLUMNS, parse_table
 from evaluation.train_classifier import trained_classifier_folder
@@ -67,6 +69,28 @@ def test_scores_from_too_few_samples_are_withheld_with_the_reason(mnist, mnist_c
     assert small_splits["is"] is None and "smaller than the classifier's 10 classes" in small_splits["withheld"]["is"]
     enough = fidelity_metrics(real[:200], real, metrics=("fid",), feature_extractor_weights_path=mnist_classifier)
     assert enough["fid"] > 0 and enough["withheld"] == {}
+
+
+def test_a_judge_gives_torch_fidelitys_own_numbers_from_features_extracted_once(mnist, mnist_classifier, monkeypatch):
+    real, generated = mnist.test_images[:1000], mnist.test_images[1000:1300].flip(-1)  # mirrored digits: a poor model
+    judge = Judge(feature_extractor_weights_path=mnist_classifier)
+    passes = []
+    extract = judge.extractor.forward
+    monkeypatch.setattr(judge.extractor, "forward", lambda images: passes.append(len(images)) or extract(images))
+    real_features = judge.features(real)
+    ours = [judge.scores(generated, real_features, seed=seed) for seed in (0, 1)]
+    assert sum(passes) == len(real) + 2 * len(generated)  # the real split once, each sample set once
+    for seed, scores in zip((0, 1), ours):
+        options = dict(feature_extractor="twostage-classifier", feature_extractor_weights_path=mnist_classifier,
+                       rng_seed=seed, save_cpu_ram=True, cache=False, verbose=False, cuda=False)
+        library = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(generated), isc=True, isc_splits=3, **options)
+        library |= torch_fidelity.calculate_metrics(input1=ImageTensorDataset(generated), input2=ImageTensorDataset(real),
+                                                    fid=True, kid=True, prc=True, kid_subset_size=300, prc_batch_size=2048,
+                                                    **options)
+        for theirs, key in (("inception_score_mean", "is"), ("frechet_inception_distance", "fid"),
+                            ("kernel_inception_distance_mean", "kid"), ("precision", "precision"), ("recall", "recall")):
+            assert scores[key] == pytest.approx(library[theirs], rel=1e-5, abs=1e-6), key
+    assert ours[0]["kid"] != ours[1]["kid"]  # the seed reaches KID's subsets
 
 
 def test_inception_score_of_uniform_noise_is_below_2(mnist_classifier):
