@@ -27,6 +27,7 @@ from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_li
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader, rank_slice
 from training.checkpoints import save_checkpoint
+from training.ema import EMA_FLAGS, WeightAverage, averaged
 from training.runs import epoch_batches, resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
@@ -103,7 +104,7 @@ def run_defining_flags(args, model) -> dict:
     """The model's own values where it holds them (the likelihood that "auto" chose, say), as JSON reads them back."""
     config = model.config_dict()
     flags = {"model": args.model, **{name: config[name] for name in config if hasattr(args, name)},
-             **{name: getattr(args, name) for name in (*DATA_FLAGS, "seed")}}
+             **{name: getattr(args, name) for name in (*DATA_FLAGS, *EMA_FLAGS, "seed")}}
     return json.loads(json.dumps(flags))
 
 
@@ -217,8 +218,9 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = run_defining_flags(args, accelerator.unwrap_model(model))
+    average = WeightAverage.from_args(args, accelerator.unwrap_model(model))
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
-                                                                         steps_per_epoch)
+                                                                         steps_per_epoch, average)
 
     logger.info(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, {len(data.train_images):,} "
                 f"training images, {max_train_steps} steps, {accelerator.num_processes} process(es)", main_process_only=True)
@@ -238,20 +240,25 @@ def main(argv=None) -> None:
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            if average is not None:
+                average.update(accelerator.unwrap_model(model))
             logs = {"train/loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
             logs.update({f"train/{k}": v.item() for k, v in out.terms.items()})
             progress.update(global_step, loss=f"{logs['train/loss']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
-                                args.save_on_each_node)
+                                args.save_on_each_node, average)
                 if args.push_checkpoints_to_hub and accelerator.is_main_process:
                     from hub.push import push_checkpoint
                     push_checkpoint(os.path.join(args.output_dir, "checkpoints", f"checkpoint-{global_step}"), args.hub_model_id, private=args.hub_private)
             if global_step >= max_train_steps:
                 break
 
-        metrics = evaluate(accelerator.unwrap_model(model), test_loader, accelerator)
+        with averaged(average, accelerator.unwrap_model(model)) as evaluated:  # the weight average, with --use_ema
+            metrics = evaluate(evaluated, test_loader, accelerator)
+            if accelerator.is_main_process:
+                save_epoch_images(evaluated, images_from_every_class(data, 32), os.path.join(args.output_dir, "samples"), epoch, args.seed)
         bits = bits_per_dim(metrics["test/reconstruction"], data.test_images[0].numel(), accelerator.unwrap_model(model).likelihood)
         metrics.update({} if bits is None else {"test/reconstruction_bits_per_dim": bits})  # -log2 p(x|z) per 8-bit value
         if code_counts is not None:
@@ -259,17 +266,17 @@ def main(argv=None) -> None:
         metrics["epoch"] = epoch
         accelerator.log(metrics, step=global_step)
         progress.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-        if accelerator.is_main_process:
-            save_epoch_images(accelerator.unwrap_model(model), images_from_every_class(data, 32), os.path.join(args.output_dir, "samples"), epoch, args.seed)
         if global_step >= max_train_steps:
             break
 
     progress.close()
+    final = accelerator.unwrap_model(model)
+    if average is not None:  # what the run saves: the weight average
+        average.copy_to(final)
     if not metrics:  # resumed from a checkpoint at the last step of the last epoch: nothing left to train
-        metrics = evaluate(accelerator.unwrap_model(model), test_loader, accelerator)
-    checksums = accelerator.gather(weights_checksum(accelerator.unwrap_model(model), accelerator.device)).tolist()
+        metrics = evaluate(final, test_loader, accelerator)
+    checksums = accelerator.gather(weights_checksum(final, accelerator.device)).tolist()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
         final.save_pretrained(args.output_dir)
         save_final_samples(final, images_from_every_class(data, 64), args.output_dir, args.seed)
         metrics["weights_checksum_per_rank"] = checksums

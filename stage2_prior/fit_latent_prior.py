@@ -31,6 +31,7 @@ from stage2_prior.two_stage_vae import TwoStageVAEPrior
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
+from training.ema import EMA_FLAGS, WeightAverage, averaged
 from training.runs import epoch_batches, resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
@@ -43,7 +44,7 @@ CONTINUOUS_TYPES = ("ae", "vae", "beta_vae", "vamp_vae")
 PRIORS = ("maf", "nsf", "two_stage_vae")
 # A resumed run must have the checkpoint's values of these; the others (learning rate, steps, ...) may change.
 RUN_DEFINING_FLAGS = ("autoencoder", "autoencoder_revision", "prior", "hidden_features", "transforms", "bins",
-                      "dataset_name", "train_data_dir", "seed")
+                      "dataset_name", "train_data_dir", "seed", *EMA_FLAGS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,10 +136,11 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
-    resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
-                                                                         steps_per_epoch)
-
     unwrapped = accelerator.unwrap_model(prior)
+    average = WeightAverage.from_args(args, unwrapped)
+    resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
+                                                                         steps_per_epoch, average)
+
     logger.info(f"{args.prior}: {sum(p.numel() for p in prior.parameters()):,} parameters, {len(train_means):,} "
                 f"training latents of size {autoencoder.latent_dim}, {max_train_steps} steps", main_process_only=True)
     progress = Progress(max_train_steps, global_step, args.prior, enabled=accelerator.is_main_process)
@@ -155,16 +157,19 @@ def main(argv=None) -> None:
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            if average is not None:
+                average.update(unwrapped)
             logs = {"train/loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
             progress.update(global_step, loss=f"{logs['train/loss']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
-                                args.save_on_each_node)
+                                args.save_on_each_node, average)
             if global_step >= max_train_steps:
                 break
         unwrapped.eval()
-        test_log_likelihood = mean_log_likelihood(unwrapped, test_latents.to(accelerator.device))
+        with averaged(average, unwrapped) as evaluated:  # the weight average, with --use_ema
+            test_log_likelihood = mean_log_likelihood(evaluated, test_latents.to(accelerator.device))
         unwrapped.train()
         metrics = {"epoch": epoch, **{k: v for k, v in logs.items() if k == "train/loss"}}
         if test_log_likelihood is not None:
@@ -175,9 +180,11 @@ def main(argv=None) -> None:
             break
 
     progress.close()
+    if average is not None:  # what the run saves: the weight average
+        average.copy_to(unwrapped)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(prior).eval()
+        final = unwrapped.eval()
         final.save_pretrained(args.output_dir)
         standard_normal = torch.distributions.Normal(0.0, 1.0)
         metrics["test/latent_log_likelihood_standard_normal"] = standard_normal.log_prob(test_latents).sum(-1).mean().item()

@@ -31,6 +31,7 @@ from stage2_prior.stage1_runs import load_data_for, load_stage1_model
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
+from training.ema import EMA_FLAGS, WeightAverage, averaged
 from training.runs import epoch_batches, resume_run, start_run
 from training.progress import Progress
 from training.run_info import write_training_info
@@ -72,7 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # The flags that define the prior, its objective and its data: a resumed run must have the checkpoint's values.
 RUN_DEFINING_FLAGS = ("vqvae", "vqvae_revision", "hidden_channels", "num_layers", "kernel_size", "dilation_cycle", "conditional",
-                      "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed")
+                      "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed",
+                      *EMA_FLAGS)
 
 
 def train_step(accelerator, model, optimizer, scheduler, grids: torch.Tensor, labels: torch.Tensor | None,
@@ -148,8 +150,9 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
+    average = WeightAverage.from_args(args, accelerator.unwrap_model(model))
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
-                                                                         steps_per_epoch)
+                                                                         steps_per_epoch, average)
 
     logger.info(f"gated PixelCNN: {sum(p.numel() for p in model.parameters()):,} parameters, {len(codes.train_codes):,} "
                 f"training grids of {height}x{width} codes (K={vqvae.num_embeddings}), {max_train_steps} steps, "
@@ -167,35 +170,40 @@ def main(argv=None) -> None:
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            if average is not None:
+                average.update(accelerator.unwrap_model(model))
             logs = {"train/nll_bits_per_code": loss.item(), "lr": scheduler.get_last_lr()[0]}
             progress.update(global_step, bits=f"{logs['train/nll_bits_per_code']:.3f}")
             accelerator.log(logs, step=global_step)
             if global_step % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit, run_flags,
-                                args.save_on_each_node)
+                                args.save_on_each_node, average)
                 if args.push_checkpoints_to_hub and accelerator.is_main_process:
                     from hub.push import push_checkpoint
                     push_checkpoint(os.path.join(args.output_dir, "checkpoints", f"checkpoint-{global_step}"), args.hub_model_id, private=args.hub_private)
             if global_step >= max_train_steps:
                 break
 
-        test_bits = evaluate(accelerator.unwrap_model(model), test_loader, accelerator, args.conditional)
+        with averaged(average, accelerator.unwrap_model(model)) as evaluated:  # the weight average, with --use_ema
+            test_bits = evaluate(evaluated, test_loader, accelerator, args.conditional)
+            if accelerator.is_main_process:
+                save_samples(evaluated, vqvae, os.path.join(args.output_dir, "samples", f"samples-epoch{epoch:03d}.png"),
+                             args.seed, args.sampling_temperature)
         metrics = {"test/nll_bits_per_code": test_bits, "uniform_prior_bits_per_code": uniform_bits, "epoch": epoch}
         accelerator.log(metrics, step=global_step)
         progress.write(f"epoch {epoch}: test NLL {test_bits:.4f} bits/code (uniform prior: log2(K) = {uniform_bits:.4f})")
-        if accelerator.is_main_process:
-            save_samples(accelerator.unwrap_model(model), vqvae, os.path.join(args.output_dir, "samples", f"samples-epoch{epoch:03d}.png"),
-                         args.seed, args.sampling_temperature)
         if global_step >= max_train_steps:
             break
 
     progress.close()
+    final = accelerator.unwrap_model(model)
+    if average is not None:  # what the run saves: the weight average
+        average.copy_to(final)
     if not metrics:  # resumed from a checkpoint at the last step of the last epoch: nothing left to train
-        metrics = {"test/nll_bits_per_code": evaluate(accelerator.unwrap_model(model), test_loader, accelerator, args.conditional),
+        metrics = {"test/nll_bits_per_code": evaluate(final, test_loader, accelerator, args.conditional),
                    "uniform_prior_bits_per_code": uniform_bits}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
         final.save_pretrained(args.output_dir)
         save_samples(final, vqvae, os.path.join(args.output_dir, "samples.png"), args.seed, args.sampling_temperature)
         uniform = sample_uniform_codes(vqvae.num_embeddings, (height, width), NUM_SAMPLES_SHOWN, seed=args.seed)

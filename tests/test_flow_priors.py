@@ -113,9 +113,10 @@ def test_fitting_script_trains_a_prior_that_loads_as_a_generator(prior, fitted_p
     assert not torch.equal(first, generator.sample(6, seed=4))
 
 
-def test_fitting_resumes_to_the_weights_of_an_uninterrupted_run(trained_vae, tmp_path):
+@pytest.mark.parametrize("average", [[], ["--use_ema"]], ids=["weights", "weight_average"])
+def test_fitting_resumes_to_the_weights_of_an_uninterrupted_run(average, trained_vae, tmp_path):
     common = ["--autoencoder", str(trained_vae), "--prior", "maf", "--hidden_features", "16", "--max_train_steps", "40",
-              "--checkpointing_steps", "20", "--train_batch_size", "128"]
+              "--checkpointing_steps", "20", "--train_batch_size", "128", *average]
     fit_latent_prior([*common, "--output_dir", str(tmp_path / "whole")])
     # What a run interrupted after step 20 leaves behind: its checkpoint, and nothing else.
     shutil.copytree(tmp_path / "whole" / "checkpoints" / "checkpoint-20", tmp_path / "split" / "checkpoints" / "checkpoint-20")

@@ -212,6 +212,42 @@ def test_resuming_honours_a_new_learning_rate_and_more_steps(tmp_path):
     assert info["steps"] == 8 and info["learning_rate"] == 5e-4
 
 
+def test_the_weight_average_starts_at_the_weights_and_warms_up_as_diffusers_does():
+    from training.ema import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, max_decay=0.5, inv_gamma=1.0, power=0.75)
+    steps = []
+    for step in range(4):
+        with torch.no_grad():
+            model.weight.fill_(float(step + 1))
+        steps.append(average.decay())
+        average.update(model)
+    assert steps == pytest.approx([0.0, 1 - 2 ** -0.75, 0.5, 0.5])  # 1 - (1 + step) ** -power, capped
+    expected = 1.0
+    for decay, value in zip(steps[1:], (2.0, 3.0, 4.0)):
+        expected = decay * expected + (1 - decay) * value
+    with average.applied_to(model):
+        assert torch.allclose(model.weight, torch.full_like(model.weight, expected))
+    assert torch.equal(model.weight, torch.full_like(model.weight, 4.0))  # the live weights come back
+
+
+def test_use_ema_saves_the_weight_average_and_resumes_to_the_uninterrupted_runs_weights(tmp_path):
+    # The default schedule (cosine), so that the averaged weights differ from the last ones in every step.
+    tiny_run(tmp_path / "plain", "--max_train_steps", "12")
+    tiny_run(tmp_path / "ema", "--max_train_steps", "12", "--checkpointing_steps", "6", "--use_ema")
+    plain, averaged_run = weights(tmp_path / "plain"), weights(tmp_path / "ema")
+    assert not all(torch.allclose(plain[name], averaged_run[name]) for name in plain)  # the average, not the last weights
+    assert (tmp_path / "ema" / "checkpoints" / "checkpoint-6" / "ema.safetensors").is_file()
+    tiny_run(tmp_path / "resumed", "--max_train_steps", "12", "--use_ema",
+             "--resume_from_checkpoint", str(tmp_path / "ema" / "checkpoints" / "checkpoint-6"))
+    for name, tensor in weights(tmp_path / "resumed").items():
+        assert torch.equal(tensor, averaged_run[name]), name
+    with pytest.raises(SystemExit, match="--use_ema is False here but True"):
+        tiny_run(tmp_path / "again", "--max_train_steps", "12",
+                 "--resume_from_checkpoint", str(tmp_path / "ema" / "checkpoints" / "checkpoint-6"))
+
+
 def test_damaged_checkpoints_are_named_and_latest_falls_back_to_an_intact_one(tmp_path, capsys):
     tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--lr_scheduler", "constant")
     newest = tmp_path / "checkpoints" / "checkpoint-8"

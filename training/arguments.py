@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from training.ema import add_ema_arguments, check_ema_arguments
 from training.schedules import SCHEDULES
 
 
@@ -89,6 +90,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
     group.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
     group.add_argument("--push_checkpoints_to_hub", action="store_true",
                        help="Also push each checkpoint as it is written (needs --push_to_hub).")
+    add_ema_arguments(parser)
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
@@ -107,5 +109,6 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"--lr_warmup_steps {args.lr_warmup_steps}: must be 0 or more.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         raise SystemExit(f"--checkpoints_total_limit {args.checkpoints_total_limit}: must be at least 1 (or left out to keep all).")
+    check_ema_arguments(args)
     if args.resolution is not None and not 1 <= args.resolution <= MAX_RESOLUTION:
         raise SystemExit(f"--resolution {args.resolution}: must be between 1 and {MAX_RESOLUTION} pixels.")

@@ -43,7 +43,8 @@ def _writes_here(accelerator, save_on_each_node: bool) -> bool:
 
 
 def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | None, run_flags: dict,
-                    save_on_each_node: bool = False) -> str:
+                    save_on_each_node: bool = False, average=None) -> str:
+    """`average`: the run's WeightAverage (--use_ema), saved beside Accelerate's state."""
     folder = checkpoints_dir(output_dir)
     final = os.path.join(folder, f"checkpoint-{step}")
     partial = os.path.join(folder, f".partial-checkpoint-{step}")
@@ -56,6 +57,8 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | 
         accelerator.save_state(partial)
         accelerator.wait_for_everyone()
         if writer:
+            if average is not None:
+                average.save(partial)
             with open(os.path.join(partial, RUN_FLAGS), "w") as f:
                 json.dump({"step": step, "flags": run_flags}, f, indent=2)
             files = {name: os.path.getsize(os.path.join(partial, name)) for name in sorted(os.listdir(partial))}
@@ -164,9 +167,10 @@ def check_output_dir(accelerator, output_dir: str, resume_from_checkpoint: str |
     accelerator.wait_for_everyone()
 
 
-def load_checkpoint(accelerator, path: str) -> None:
+def load_checkpoint(accelerator, path: str, average=None) -> None:
     """accelerator.load_state, with this process's random state read first: Accelerate only logs one that fails to
-    load, and a resumed run would then draw other noise and data than the uninterrupted one."""
+    load, and a resumed run would then draw other noise and data than the uninterrupted one. `average`: the run's
+    WeightAverage (--use_ema), loaded from the checkpoint too."""
     random_states = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
     try:
         states = load(random_states)
@@ -181,3 +185,8 @@ def load_checkpoint(accelerator, path: str) -> None:
     except Exception as error:  # a reader error names no file; this line does
         raise CheckpointError(f"{path} could not be loaded ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
                               f"Resume from another checkpoint with --resume_from_checkpoint PATH.") from error
+    if average is not None:
+        try:
+            average.load(path)
+        except Exception as error:  # missing, another model's, or unreadable: one line naming the file
+            raise CheckpointError(f"{error}.") from error
