@@ -1,28 +1,34 @@
-"""twostage and pythae 0.1.2 side by side on real MNIST, in one run on one machine, with matched settings.
+"""twostage and pythae 0.1.2 side by side on real MNIST, in one run on one machine: pythae at the benchmark's
+matched settings and at its own documented ones.
 
-    pip install -e ".[bench]"                          # pythae 0.1.2, only for this benchmark
-    python benchmarks/vs_pythae.py --quick             # under 5 minutes on 2 CPU cores (see --help)
-    python benchmarks/vs_pythae.py                     # the README's figures: all 60,000 images
-    python benchmarks/vs_pythae.py --device cuda       # the same on a GPU
+    pip install -e ".[bench]"                                 # pythae 0.1.2, only for this benchmark
+    python benchmarks/vs_pythae.py --quick --seeds 0 1 2      # the README's figures (see --help for the time)
+    python benchmarks/vs_pythae.py                            # all 60,000 images, one seed
+    python benchmarks/vs_pythae.py --device cuda              # the same on a GPU
 
 Both libraries train the same encoder and decoder (ours, wrapped as pythae encoders and decoders) from the same
 initial weights, with the same latent size, codebook size, batch size, optimizer (AdamW, constant learning rate)
 and number of epochs, on the same images. What differs is each library's own: its training loop and data path,
 its losses (pythae's VQ-VAE has an MSE reconstruction loss and no codebook initialisation or dead-code restarts),
 its PixelCNN (ours: the gated PixelCNN, 8 layers of kernel 3; pythae's: masked convolutions, its default 10
-layers of kernel 5, both 64 channels wide) and its samplers.
+layers of kernel 5, both 64 channels wide) and its samplers. A third column, "pythae, own", trains pythae's VAE,
+VQ-VAE + PixelCNN and VAMP on the same networks, data and epochs at its MNIST config's batch size, optimizer and
+loss, with its EMA codebook (benchmarks/pythae_runs.py, OWN_SETTINGS, says where each comes from).
 
-One table, each figure for both libraries and the advantage of twostage (>1: twostage better):
-1. stage-1 training throughput, images/s, VAE and VQ-VAE;   2. PixelCNN training throughput, codes/s;
-3. seconds to sample --num_samples images from VQ-VAE + PixelCNN and from VAE + N(0, I);
+One table, each figure as mean ± std over --seeds (the whole benchmark once per seed, in WORKDIR/seed-S) and the
+advantage of twostage from the means (>1: twostage better):
+1. stage-1 training throughput, images/s, VAE, VQ-VAE and VampPrior VAE;   2. PixelCNN training throughput, codes/s;
+3. seconds to sample --num_samples images from VQ-VAE + PixelCNN, from VAE + N(0, I) and from the VampPrior VAE;
 4. IS, FID, precision and recall (the project's MNIST classifier as feature extractor, against as many test images)
-   of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN; and, to read the last one, how well each
-   VQ-VAE reconstructs test images and how many of its codes they use;
+   of VAE + N(0, I), VAE + Gaussian mixture prior, VQ-VAE + PixelCNN, the VAE + latent priors fitted to its latents
+   for --latent_prior_epochs at the same batch size and learning rate (MAF and two-stage VAE: both; IAF: pythae
+   only; neural spline flow: twostage only), and the VampPrior VAE from its own prior; and, to read VQ-VAE +
+   PixelCNN, how well each VQ-VAE reconstructs test images and how many of its codes they use;
 5. peak memory of each run: every run is a process of its own (peak RSS on CPU, torch's peak allocation on CUDA).
 Training throughput leaves out the first --warmup_steps steps and the first step of every epoch (benchmarks/
-step_clock.py). On a CPU the two libraries' runs of each kind go at the same time, each with half the cores, so
-that a change in the machine's load (a shared machine, a CI runner) hits both alike; --no-side_by_side runs them
-one after another with all cores, as on a quiet machine.
+step_clock.py). On a CPU two runs go at the same time (twostage's beside pythae's of the same kind; pythae's
+own-settings runs beside each other), each with half the cores, so that a change in the machine's load (a shared
+machine, a CI runner) hits both alike; --no-side_by_side runs them one after another with all cores.
 """
 
 from __future__ import annotations
