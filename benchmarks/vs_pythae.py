@@ -2,7 +2,7 @@
 matched settings and at its own documented ones.
 
     pip install -e ".[bench]"                                 # pythae 0.1.2, only for this benchmark
-    python benchmarks/vs_pythae.py --quick --seeds 0 1 2      # the README's figures (see --help for the time)
+    python benchmarks/vs_pythae.py --quick --seeds 0 1 2      # the README's figures: 5.5 min a seed, 2 loaded cores
     python benchmarks/vs_pythae.py                            # all 60,000 images, one seed
     python benchmarks/vs_pythae.py --device cuda              # the same on a GPU
 
@@ -80,7 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help=f"A short run: {QUICK['max_train_samples']:,} training images, {QUICK['epochs']} epoch; the "
-                             f"PixelCNNs {QUICK['prior_epochs']} epoch on {QUICK['prior_train_samples']:,} of them; "
+                             f"PixelCNNs {QUICK['prior_epochs']} epoch on {QUICK['prior_train_samples']:,} of them; the latent priors "
+                             f"{QUICK['latent_prior_epochs']} epochs; "
                              f"{QUICK['num_samples']} samples.")
     parser.add_argument("--dataset_name", default=MNIST, help="MNIST in the Hub's parquet layout (../shared/data/mnist).")
     parser.add_argument("--max_train_samples", type=int, default=None, help="Train on the first N images (default: all; --quick: 6,000).")
@@ -102,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_embeddings", type=int, default=64, help="VQ-VAE codebook size K.")
     parser.add_argument("--embedding_dim", type=int, default=16, help="VQ-VAE code vector size.")
     parser.add_argument("--ema_decay", type=float, default=0.0,
-                        help="VQ-VAE codebook: EMA updates when > 0. Off by default for both, because pythae 0.1.2's "
-                             "PixelCNNSampler cannot sample an EMA VQ-VAE (it calls the EMA codebook, a tensor, as a module).")
+                        help="VQ-VAE codebook of the matched runs: EMA updates when > 0. Off by default, as in pythae's "
+                             "MNIST config; the 'pythae, own' column uses pythae's EMA codebook (pythae_runs.OWN_SETTINGS).")
     parser.add_argument("--num_samples", type=int, default=None,
                         help=f"Images sampled per model, timed and scored (default {FULL['num_samples']:,}; --quick {QUICK['num_samples']}).")
     parser.add_argument("--sample_batch_size", type=int, default=500, help="Sampling batch size of both (pythae's default).")
