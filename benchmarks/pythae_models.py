@@ -12,7 +12,7 @@ import torch
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 
-from stage1_autoencoders import VAE, VQVAE
+from stage1_autoencoders import VAE, VQVAE, VampPriorVAE
 
 
 class VAEEncoder(BaseEncoder):
@@ -53,22 +53,48 @@ class VQVAEDecoder(BaseDecoder):
         return ModelOutput(reconstruction=torch.sigmoid(self.decoder(self.post_quantization(quantized))))
 
 
-def pythae_vae(ours: VAE):
+def pythae_vae(ours: VAE, reconstruction_loss: str = "bce"):
+    """pythae's VAE; "bce" by default, our VAE's Bernoulli likelihood (pythae's MNIST config uses "mse")."""
     from pythae.models import VAE as PythaeVAE, VAEConfig
 
     config = VAEConfig(input_dim=(ours.in_channels, ours.image_size, ours.image_size), latent_dim=ours.latent_dim,
-                       reconstruction_loss="bce")  # our VAE's Bernoulli likelihood
+                       reconstruction_loss=reconstruction_loss)
     return PythaeVAE(config, encoder=VAEEncoder(ours), decoder=VAEDecoder(ours))
 
 
-def pythae_vqvae(ours: VQVAE):
-    """pythae's VQ-VAE with EMA codebook updates at our decay; its loss is its own (MSE reconstruction)."""
+def pythae_vamp(ours: VampPriorVAE, reconstruction_loss: str = "bce"):
+    """pythae's VampPrior VAE (VAMP) on our VampPrior VAE's encoder and decoder, with as many pseudo-inputs; the
+    pseudo-inputs themselves are pythae's own (a linear layer on one-hot inputs), as is its loss."""
+    from pythae.models import VAMP, VAMPConfig
+
+    config = VAMPConfig(input_dim=(ours.in_channels, ours.image_size, ours.image_size), latent_dim=ours.latent_dim,
+                        reconstruction_loss=reconstruction_loss, number_components=ours.num_pseudo_inputs)
+    return VAMP(config, encoder=VAEEncoder(ours), decoder=VAEDecoder(ours))
+
+
+def pythae_vqvae(ours: VQVAE, use_ema: bool | None = None):
+    """pythae's VQ-VAE; its loss is its own (MSE reconstruction). The codebook follows ours (EMA updates at our
+    decay when > 0) unless use_ema says otherwise (then at pythae's default decay, 0.99)."""
     from pythae.models import VQVAE as PythaeVQVAE, VQVAEConfig
 
     quantizer = ours.quantizer
+    ema = quantizer.ema_decay > 0 if use_ema is None else use_ema
     config = VQVAEConfig(
         input_dim=(ours.in_channels, ours.image_size, ours.image_size), latent_dim=ours.embedding_dim,
         num_embeddings=ours.num_embeddings, commitment_loss_factor=quantizer.commitment_cost,
-        use_ema=quantizer.ema_decay > 0, decay=quantizer.ema_decay if quantizer.ema_decay > 0 else 0.99,
+        use_ema=ema, decay=quantizer.ema_decay if quantizer.ema_decay > 0 else 0.99,
     )
     return PythaeVQVAE(config, encoder=VQVAEEncoder(ours), decoder=VQVAEDecoder(ours))
+
+
+def make_ema_codebook_samplable(model) -> None:
+    """pythae 0.1.2's PixelCNNSampler.sample looks codes up with `model.quantizer.embeddings(indices)`, a call that
+    only the plain quantizer's nn.Embedding answers; the EMA quantizer keeps its codebook as a tensor. This puts
+    that same codebook, unchanged, in an nn.Embedding under the same name, so that the sampler decodes the codes
+    it drew with the codebook the model was trained with. Call it after training and fitting, before sampling."""
+    quantizer = model.quantizer
+    if isinstance(quantizer.embeddings, torch.nn.Embedding):
+        return
+    codebook = quantizer.embeddings.detach().clone()
+    del quantizer.embeddings  # the buffer
+    quantizer.embeddings = torch.nn.Embedding.from_pretrained(codebook)

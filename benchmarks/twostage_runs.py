@@ -5,7 +5,10 @@ peak memory is its own. Each returns its figures and saves its samples (uint8) i
          training latents (stage2_prior) and sample it;
 - vqvae: train the VQ-VAE, save it, and measure how well it reconstructs test images and how many codes they use;
 - prior: encode the training set into codes, train the gated PixelCNN (stage2_prior/train.py's step), time
-         1,000 samples through the fast sampler (stage2_prior/sampling.py).
+         1,000 samples through the fast sampler (stage2_prior/sampling.py);
+- latent_priors: fit the MAF, the neural spline flow and the two-stage VAE to the latents of the VAE that "vae"
+         saved, with stage2_prior/fit_latent_prior.py itself (constant learning rate), and sample each;
+- vamp:  train the VampPrior VAE and sample its own prior.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ import torch
 from accelerate import Accelerator
 
 from prior_loop import PriorLoop
-from stage1_autoencoders import VQVAE
+from stage1_autoencoders import VAE, VQVAE
 from stage1_autoencoders.data import ImageData, to_float
 from stage1_loop import Stage1Loop, stage1_arguments
 from stage2_prior.codes import extract_codes
+from stage2_prior import fit_latent_prior
 from stage2_prior.fit_mixture import latents_of
+from stage2_prior.flow_prior import FlowPrior
+from stage2_prior.flow_prior import sample_images as sample_latent_prior_images
 from stage2_prior.mixture_prior import MixturePrior
 from stage2_prior.mixture_prior import sample_images as sample_mixture_images
 from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import sample_images as sample_pixelcnn_images
+from stage2_prior.two_stage_vae import TwoStageVAEPrior
 from step_clock import timed
 
 
@@ -33,6 +40,8 @@ def model_arguments(settings: dict, model: str):
     flags = ["--hidden_channels", *map(str, settings["hidden_channels"]), "--latent_dim", str(settings["latent_dim"]),
              "--num_embeddings", str(settings["num_embeddings"]), "--embedding_dim", str(settings["embedding_dim"]),
              "--ema_decay", str(settings["ema_decay"]), "--channels_last" if settings["channels_last"] else "--no-channels_last"]
+    if model == "vamp_vae":
+        flags += ["--num_pseudo_inputs", str(settings["pseudo_inputs"])]
     return stage1_arguments(model, settings["batch_size"], settings["learning_rate"], settings["seed"], *flags)
 
 
@@ -46,13 +55,19 @@ def _stage1(settings: dict, data: ImageData, model: str, workdir: str) -> Stage1
     return loop
 
 
+def _sample_own_prior(settings: dict, model) -> tuple[float, torch.Tensor]:
+    """Seconds to sample --num_samples images from the model's own prior, in pythae's samplers' batches, and them."""
+    model.sample(2)  # warm-up
+    generator = torch.Generator().manual_seed(settings["seed"])
+    batches = [len(batch) for batch in torch.arange(settings["num_samples"]).split(settings["sample_batch_size"])]
+    return timed(settings["device"], lambda: torch.cat([model.sample(size, generator=generator) for size in batches]))
+
+
 def vae(settings: dict, data: ImageData, workdir: str) -> dict:
     loop = _stage1(settings, data, "vae", workdir)
-    model, device, seed, n = loop.trained_model, settings["device"], settings["seed"], settings["num_samples"]
-    model.sample(2)  # warm-up
-    generator = torch.Generator().manual_seed(seed)
-    batches = [len(batch) for batch in torch.arange(n).split(settings["sample_batch_size"])]  # as pythae's samplers batch
-    seconds, normal = timed(device, lambda: torch.cat([model.sample(size, generator=generator) for size in batches]))
+    model, seed, n = loop.trained_model, settings["seed"], settings["num_samples"]
+    model.save_pretrained(os.path.join(workdir, "twostage-vae"))  # for latent_priors
+    seconds, normal = _sample_own_prior(settings, model)
     latents = latents_of(model, data.train_images, 256, "encoding the training set", seed=seed)
     mixture = MixturePrior.fit(latents, settings["mixture_components"], "full", seed=seed)
     mixture_samples = sample_mixture_images(mixture, model, n, seed=seed)
@@ -102,4 +117,29 @@ def prior(settings: dict, data: ImageData, workdir: str) -> dict:
     return {"train_per_second": loop.clock.per_second, "sample_seconds": seconds, "samples": {"vqvae_pixelcnn": samples}}
 
 
-RUNS = {"vae": vae, "vqvae": vqvae, "prior": prior}
+def latent_priors(settings: dict, data: ImageData, workdir: str) -> dict:
+    vae_folder = os.path.join(workdir, "twostage-vae")
+    model = VAE.from_pretrained(vae_folder).eval()
+    samples = {}
+    for prior_name, prior_class in (("maf", FlowPrior), ("nsf", FlowPrior), ("two_stage_vae", TwoStageVAEPrior)):
+        output_dir = os.path.join(workdir, f"twostage-vae-{prior_name}")
+        flags = ["--autoencoder", vae_folder, "--prior", prior_name, "--output_dir", output_dir,
+                 "--dataset_name", settings["dataset_name"], "--max_eval_samples", str(settings["num_samples"]),
+                 "--train_batch_size", str(settings["batch_size"]), "--learning_rate", str(settings["learning_rate"]),
+                 "--lr_scheduler", "constant", "--num_train_epochs", str(settings["latent_prior_epochs"]),
+                 "--seed", str(settings["seed"]), "--checkpointing_steps", "1000000"]  # no checkpoints in a benchmark
+        if settings["max_train_samples"]:
+            flags += ["--max_train_samples", str(settings["max_train_samples"])]
+        fit_latent_prior.main(flags)
+        prior = prior_class.from_pretrained(output_dir)
+        samples[f"vae_{prior_name}"] = sample_latent_prior_images(prior, model, settings["num_samples"], seed=settings["seed"])
+    return {"samples": samples}
+
+
+def vamp(settings: dict, data: ImageData, workdir: str) -> dict:
+    loop = _stage1(settings, data, "vamp_vae", workdir)
+    seconds, samples = _sample_own_prior(settings, loop.trained_model)
+    return {"train_per_second": loop.clock.per_second, "sample_seconds": seconds, "samples": {"vamp": samples}}
+
+
+RUNS = {"vae": vae, "vqvae": vqvae, "prior": prior, "latent_priors": latent_priors, "vamp": vamp}

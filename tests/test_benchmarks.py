@@ -46,7 +46,7 @@ def test_batch_sizes_keep_the_last_partial_batch():
 
 def test_pythae_trains_our_networks_from_our_weights():
     pytest.importorskip("pythae", reason="pythae is the optional bench extra: pip install -e '.[bench]'")
-    from pythae_models import pythae_vae, pythae_vqvae
+    from pythae_models import make_ema_codebook_samplable, pythae_vae, pythae_vqvae
 
     torch.manual_seed(0)
     x = torch.rand(4, 1, 8, 8)
@@ -66,6 +66,13 @@ def test_pythae_trains_our_networks_from_our_weights():
     assert ours_networks <= {id(p) for p in theirs_vq.parameters()}
     torch.testing.assert_close(theirs_vq.encoder(x).embedding, ours_vq.encode_continuous(x))
     assert theirs_vq.model_config.num_embeddings == 8 and theirs_vq.model_config.embedding_dim == 4
+
+    # pythae's PixelCNNSampler looks codes up as quantizer.embeddings(indices): its EMA codebook, unchanged.
+    theirs_ema = pythae_vqvae(ours_vq, use_ema=True).eval()
+    codebook = theirs_ema.quantizer.embeddings.clone()
+    make_ema_codebook_samplable(theirs_ema)
+    indices = torch.tensor([[0, 3], [7, 3]])
+    torch.testing.assert_close(theirs_ema.quantizer.embeddings(indices), codebook[indices])
 
 
 def test_compare_priors_averages_seeds_scored_under_one_protocol(tmp_path, capsys):
@@ -97,3 +104,40 @@ def test_compare_priors_averages_seeds_scored_under_one_protocol(tmp_path, capsy
     assert f"| vae | Gaussian mixture | {statistics.fmean(scores):.2f} ± {statistics.stdev(scores):.2f} |" in printed
     with pytest.raises(SystemExit, match="num_samples, is_splits differ"):
         compare_priors.load_reports(folders[::2])
+
+
+def test_vs_pythae_averages_each_figure_over_the_seeds_figures_json(tmp_path):
+    """Two seeds' figures.json as vs_pythae's main writes them: every cell is the mean ± std of that library's
+    figure over the seeds, a library without a sample set has no cell (twostage has no IAF), a figure withheld
+    at one seed is withheld, and seeds run with different flags are refused."""
+    import json
+    import statistics
+
+    import vs_pythae
+
+    settings = vs_pythae.settings_of(vs_pythae.parse_args(["--quick"]))
+    per_seed = []
+    for seed in (0, 1):
+        generator = torch.Generator().manual_seed(seed)
+        result_keys = ("train_per_second", "sample_seconds", "reconstruction_error", "codes_used", "peak_memory_mib",
+                       "load_average")
+        results = {(library, run): {key: torch.rand((), generator=generator).item() for key in result_keys}
+                   for step in vs_pythae.STEPS for library, run in step}
+        scores = {(library, name): {"is": torch.rand((), generator=generator).item(), "fid": None if seed else 1.0,
+                                    "precision": 0.5, "recall": 0.5}
+                  for library in vs_pythae.LIBRARIES for name in vs_pythae.SAMPLE_SETS if (library, name) != ("twostage", "vae_iaf")}
+        scores["real"] = {"is": 9.0}
+        path = tmp_path / f"seed-{seed}.json"
+        path.write_text(json.dumps(vs_pythae.seed_figures(settings | {"seed": seed}, results, scores, 60.0)))
+        per_seed.append(json.loads(path.read_text()))
+
+    table = {figure: cells for figure, cells, _, _ in vs_pythae.aggregate(per_seed)}
+    throughput = [figures["rows"][0][1]["pythae"] for figures in per_seed]
+    assert table["stage-1 training, VAE (images/s)"]["pythae"] == (statistics.fmean(throughput), statistics.stdev(throughput))
+    iaf = table["IS, VAE + IAF"]
+    assert "twostage" not in iaf and set(iaf) == {"pythae", "pythae_own"}
+    assert table["FID, VAE + MAF"]["twostage"] == (None, None)
+    assert vs_pythae._cell(table["FID, VAE + MAF"]["twostage"], ".2f", "-") == "withheld"
+    per_seed[1]["settings"]["epochs"] = 2
+    with pytest.raises(SystemExit, match="differ in epochs"):
+        vs_pythae.aggregate(per_seed)
