@@ -38,7 +38,8 @@ def stage1_arguments(model: str, batch_size: int, learning_rate: float, seed: in
 
 
 class Stage1Loop:
-    def __init__(self, args, data: ImageData, accelerator: Accelerator, compile: bool = False, warmup_steps: int = 5):
+    def __init__(self, args, data: ImageData, accelerator: Accelerator, compile: bool = False, warmup_steps: int = 5,
+                 total_steps: int | None = None):
         set_seed(args.seed)
         model = build_model(args, data)
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
@@ -47,10 +48,10 @@ class Stage1Loop:
                                       weight_decay=args.adam_weight_decay)
         labels = data.train_labels if data.train_labels is not None else torch.zeros(len(data.train_images), dtype=torch.long)
         loader = make_dataloader(data.train_images, labels, batch_size=args.train_batch_size, seed=args.seed)
-        if args.lr_scheduler != "constant":
-            raise ValueError(f"--lr_scheduler {args.lr_scheduler}: a Stage1Loop runs for as long as it is asked to, so "
-                             f"it takes only the constant schedule (stage1_arguments sets it).")
-        scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, total_steps=1)  # unused when constant
+        if args.lr_scheduler != "constant" and total_steps is None:
+            raise ValueError(f"--lr_scheduler {args.lr_scheduler} decays over the run: give the Stage1Loop its total_steps "
+                             f"(or the constant schedule, which stage1_arguments sets, for a loop of any length).")
+        scheduler = get_scheduler(args.lr_scheduler, optimizer, args.lr_warmup_steps, total_steps=total_steps or 1)
         self.model, self.optimizer, self.loader, self.scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         self.trained_model = self.model  # the module itself, for sampling and saving after training
         if compile:

@@ -1,6 +1,7 @@
 """The benchmarks' own machinery (benchmarks/ holds scripts, never tests): the step clock's bookkeeping, with a
 fake clock, and the pythae wrappers, which must hand pythae our networks so that benchmarks/vs_pythae.py compares
-two training loops on one architecture. No timing is asserted anywhere."""
+two training loops on one architecture, and how the benchmarks read their runs (seeds, the time to a target).
+No timing is asserted anywhere."""
 
 import sys
 from pathlib import Path
@@ -141,3 +142,23 @@ def test_vs_pythae_averages_each_figure_over_the_seeds_figures_json(tmp_path):
     per_seed[1]["settings"]["epochs"] = 2
     with pytest.raises(SystemExit, match="differ in epochs"):
         vs_pythae.aggregate(per_seed)
+
+
+def test_time_to_quality_interpolates_the_first_crossing_of_the_worse_final_value():
+    import time_to_quality
+
+    ours = [{"seconds": 10.0, "nll": 3.0}, {"seconds": 20.0, "nll": 2.0}, {"seconds": 30.0, "nll": 1.5}]
+    theirs = [{"seconds": 10.0, "nll": 4.0}, {"seconds": 40.0, "nll": 2.4}, {"seconds": 60.0, "nll": 2.5}]
+    assert time_to_quality.time_to(ours, "nll", 2.5) == (pytest.approx(15.0), False)  # halfway from 3.0 to 2.0
+    assert time_to_quality.time_to(ours, "nll", 3.5) == (10.0, True)  # by the first evaluation: an upper bound
+    assert time_to_quality.time_to(theirs, "nll", 2.0) is None  # never reached
+    # The target is the worse final value (2.5, theirs), which their curve first reaches at 2.4 after 40 s.
+    curves = {"pixelcnn": {"twostage": [point | {"fid": 5.0} for point in ours],
+                           "pythae": [point | {"fid": 6.0} for point in theirs]},
+              "vae_mixture": {"twostage": [{"seconds": 1.0, "fid": None}], "pythae": [{"seconds": 1.0, "fid": 9.0}]}}
+    nll, fid, withheld = time_to_quality.contest_rows(curves)
+    assert nll["target"] == 2.5
+    assert nll["times"]["twostage"] == (pytest.approx(15.0), False)
+    assert nll["times"]["pythae"] == (pytest.approx(10.0 + 30.0 * (4.0 - 2.5) / (4.0 - 2.4)), False)
+    assert fid["target"] == 6.0 and fid["times"]["twostage"] == (10.0, True)
+    assert withheld["target"] is None and withheld["times"] is None  # a withheld final value gives no target
