@@ -171,22 +171,27 @@ def default_cache_dir() -> str:
     return cache_root()
 
 
-def trained_classifier_folder(
-    dataset_name: str = "digits", resolution: int | None = None, cache_dir: str | None = None, data: ImageData | None = None
-) -> str:
-    """The folder of the classifier for a dataset in the cache, trained there with TRAINING_DEFAULTS on first use.
-
-    The cache key is the dataset (absolute path for local folders), the resolution, the training settings and the
-    classifier's default architecture, so a change of any of them trains a new one. `data` spares reloading the dataset when the caller has it already.
-    """
-    source = os.path.abspath(os.path.expanduser(dataset_name)) if os.path.isdir(os.path.expanduser(dataset_name)) else dataset_name
+def classifier_cache_name(dataset_name: str, resolution: int | None = None) -> tuple[str, str]:
+    """(folder name, key) of a dataset's classifier in the cache. The key is the dataset (a local folder by its real
+    path, so that a link to it or a relative path names the same data), the resolution, the training recipes and
+    the classifier's default architecture, so a change of any of them trains a new one."""
+    expanded = os.path.expanduser(dataset_name)
+    source = os.path.realpath(expanded) if os.path.isdir(expanded) else dataset_name
     architecture = {
         name: parameter.default
         for name, parameter in inspect.signature(Classifier.__init__).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
     key = json.dumps({"dataset": source, "resolution": resolution, "recipes": RECIPES, **architecture}, sort_keys=True)
-    name = f"{os.path.basename(source.rstrip('/')) or 'dataset'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return f"{os.path.basename(source.rstrip('/')) or 'dataset'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}", key
+
+
+def trained_classifier_folder(
+    dataset_name: str = "digits", resolution: int | None = None, cache_dir: str | None = None, data: ImageData | None = None
+) -> str:
+    """The folder of the classifier for a dataset in the cache, trained there with TRAINING_DEFAULTS on first use.
+    `data` spares reloading the dataset when the caller has it already."""
+    name, key = classifier_cache_name(dataset_name, resolution)
     folder = os.path.join(cache_dir or default_cache_dir(), "classifiers", name)
     if not os.path.isfile(os.path.join(folder, "model.safetensors")):
         data = data or load_image_data(dataset_name, resolution=resolution)

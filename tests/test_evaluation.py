@@ -20,7 +20,7 @@ import torch_fidelity
 from evaluation.fidelity import INCEPTION, ImageTensorDataset, Judge, fidelity_metrics, inception_score, inception_weights
 from evaluation.likelihood import codebook_statistics, vae_likelihoods
 from evaluation.report import COLUMNS, parse_table
-from evaluation.train_classifier import trained_classifier_folder
+from evaluation.train_classifier import classifier_cache_name, trained_classifier_folder
 from stage1_autoencoders import VAE, VQVAE, AE
 from stage1_autoencoders.data import load_image_data, to_float
 from stage1_autoencoders.likelihoods import gaussian_kl, reconstruction_nll
@@ -91,6 +91,16 @@ def test_a_judge_gives_torch_fidelitys_own_numbers_from_features_extracted_once(
                             ("kernel_inception_distance_mean", "kid"), ("precision", "precision"), ("recall", "recall")):
             assert scores[key] == pytest.approx(library[theirs], rel=1e-5, abs=1e-6), key
     assert ours[0]["kid"] != ours[1]["kid"]  # the seed reaches KID's subsets
+
+
+def test_a_dataset_folder_reached_through_a_link_or_a_relative_path_shares_one_cached_classifier(tmp_path, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "mnist")
+    monkeypatch.chdir(tmp_path)
+    names = {classifier_cache_name(path)[0] for path in (str(tmp_path / "mnist"), str(tmp_path / "link"), "mnist", "./link/")}
+    assert len(names) == 1 and names.pop().startswith("mnist-")
+    assert classifier_cache_name("mnist", resolution=32)[0] != classifier_cache_name("mnist")[0]  # another resolution
+    assert classifier_cache_name("ylecun/mnist")[1] != classifier_cache_name("mnist")[1]  # a Hub id is not the folder
 
 
 def test_inception_score_of_uniform_noise_is_below_2(mnist_classifier):
