@@ -4,6 +4,7 @@ training time each needs to reach the same test NLL and the same sample FID.
     pip install -e ".[bench]"                               # pythae 0.1.2, only for the benchmarks
     python benchmarks/time_to_quality.py --quick --seeds 0 1 2
     python benchmarks/time_to_quality.py                    # all 60,000 images, 3 epochs, one seed
+    python benchmarks/time_to_quality.py --quick --seeds 0 1 2 --from_workdir WORKDIR    # print an earlier run again
 
 Two contests, each two processes side by side (one a library, half the cores each, so that load from anything
 else on the machine hits both alike), each evaluated at the same fractions of the same budget of epochs:
@@ -82,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: half the cores).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="One whole benchmark a seed; mean ± std over them.")
     parser.add_argument("--workdir", default=None, help="Keep models, curves and logs here (default: a temporary folder).")
+    parser.add_argument("--from_workdir", default=None,
+                        help="Print the table of an earlier run's WORKDIR (its seed-S/rows.json) instead of training.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # LIBRARY:CONTEST, started by the main process
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
@@ -403,12 +406,13 @@ def _epochs(count: int) -> str:
     return f"{count} epoch" + ("" if count == 1 else "s")
 
 
-def print_table(args, per_seed: list[list[dict]], minutes: float) -> None:
+def print_table(args, per_seed: list[list[dict]], minutes: float | None) -> None:
     images = f"{args.max_train_samples:,}" if args.max_train_samples else "all 60,000"
     print()
     print(f"command: python benchmarks/time_to_quality.py {' '.join(sys.argv[1:])}".rstrip())
+    total = "" if minutes is None else f"total {minutes:.1f} min for "
     print(f"device: CPU ({os.cpu_count()} cores), two runs side by side, {args.threads} torch thread(s) each; torch "
-          f"{torch.__version__}; total {minutes:.1f} min for seeds {' '.join(map(str, args.seeds))}")
+          f"{torch.__version__}; {total}seeds {' '.join(map(str, args.seeds))}")
     print(f"MNIST, {images} training images; budget: VAEs {_epochs(args.epochs)}, PixelCNNs {_epochs(args.prior_epochs)} on the "
           f"codes of one shared VQ-VAE ({_epochs(args.vqvae_epochs)}, K={args.num_embeddings}); FID of {args.num_samples:,} "
           f"samples against {args.num_samples:,} test images; evaluations at {', '.join(f'{f:g}' for f in FRACTIONS)} of the budget")
@@ -439,18 +443,33 @@ def print_table(args, per_seed: list[list[dict]], minutes: float) -> None:
                    if None not in times.values() else "n/a")
         widths = (10, 14, 15, 14, 14)
         print(f"{first['figure']:<32}" + "".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)) + f"{speedup:>10}")
-    budgets = {library: [row["budget"][library] for seed_rows in per_seed for row in seed_rows if row["times"]]
-               for library in LIBRARIES}
+    budgets = {}  # one entry a contest: its figures share a run
+    for index, (contest, *_rest) in enumerate(FIGURES):
+        if per_seed[0][index]["times"] is not None:
+            budgets.setdefault(contest, {library: [seed_rows[index]["budget"][library] for seed_rows in per_seed]
+                                         for library in LIBRARIES})
     print("target: the worse library's final value (lower is better), mean over seeds; times: training seconds to "
           "reach it, mean ± std over seeds, evaluations excluded; <=: reached by the first evaluation; speed-up: "
-          "pythae's mean time over ours. Whole budgets, training seconds: "
-          + ", ".join(f"{library} {_mean_std(values)}" for library, values in budgets.items() if values))
+          "pythae's mean time over ours. The whole budgets, training seconds: "
+          + "; ".join(f"{contest}: " + ", ".join(f"{library} {_mean_std(values)}" for library, values in times.items())
+                      for contest, times in budgets.items()))
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
         return run_worker(args.worker, args.workdir)
+    if args.from_workdir:
+        with open(os.path.join(args.from_workdir, f"seed-{args.seeds[0]}", "settings.json")) as file:
+            recorded = json.load(file)  # the run's own settings, whatever flags this call was given
+        for name, value in recorded.items():
+            if name in vars(args) and name != "seeds":
+                setattr(args, name, value)
+        per_seed = []
+        for seed in args.seeds:
+            with open(os.path.join(args.from_workdir, f"seed-{seed}", "rows.json")) as file:
+                per_seed.append(json.load(file)["rows"])
+        return print_table(args, per_seed, minutes=None)
     if not os.path.isdir(args.dataset_name):
         raise SystemExit(f"MNIST is not at {args.dataset_name}; give a local copy in the Hub's parquet layout with "
                          f"--dataset_name (the project keeps one at ../shared/data/mnist).")
