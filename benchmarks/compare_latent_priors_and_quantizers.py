@@ -1,6 +1,6 @@
 """Every learned prior of the continuous models and every quantizer, side by side, mean ± std over seeds.
 
-    python benchmarks/compare_latent_priors_and_quantizers.py --dataset_name ../shared/data/mnist --seeds 0 1
+    python benchmarks/compare_latent_priors_and_quantizers.py --dataset_name ../shared/data/mnist --seeds 0 1 2
     python benchmarks/compare_latent_priors_and_quantizers.py --from_runs runs/latent_priors     # print again
 
 Per seed, with the project's own scripts and their default flags unless set here: a VAE with N(0, I) and, fitted
