@@ -245,7 +245,7 @@ def pythae_pixelcnn(settings: dict, data, workdir: str) -> list:
         _record(curve, clock, step, total, {"nll": nll, "fid": scorer.fid(samples)})
 
     scorer, clock, curve = Scorer(settings, data), TrainingTime(), []
-    callback = EvaluatingCallback(clock, evaluation_steps(total), evaluate)
+    callback = evaluating_callback(clock, evaluation_steps(total), evaluate)
     with tempfile.TemporaryDirectory(dir=workdir) as output_dir:
         trainer = BaseTrainer(model=prior, train_dataset=DataProcessor().to_dataset(train_codes.unsqueeze(1).float()),
                               training_config=trainer_config(own, settings["prior_epochs"], output_dir), callbacks=[callback])
@@ -253,7 +253,7 @@ def pythae_pixelcnn(settings: dict, data, workdir: str) -> list:
     return curve
 
 
-def EvaluatingCallback(clock: TrainingTime, steps: list[int], evaluate):
+def evaluating_callback(clock: TrainingTime, steps: list[int], evaluate):
     """A pythae TrainingCallback that ticks the clock after every optimizer step and evaluates at `steps`."""
     from pythae.trainers.training_callbacks import TrainingCallback
 
@@ -324,7 +324,7 @@ def pythae_vae_mixture(settings: dict, data, workdir: str) -> list:
         _record(curve, clock, step, total, {"fid": scorer.fid(samples)})
 
     scorer, clock, curve = Scorer(settings, data), TrainingTime(), []
-    callback = EvaluatingCallback(clock, evaluation_steps(total), evaluate)
+    callback = evaluating_callback(clock, evaluation_steps(total), evaluate)
     with tempfile.TemporaryDirectory(dir=workdir) as output_dir:
         TrainingPipeline(training_config=trainer_config(own, settings["epochs"], output_dir), model=model)(
             train_data=train_images, callbacks=[callback])
