@@ -188,18 +188,17 @@ def twostage_pixelcnn(settings: dict, data, workdir: str) -> list:
     loop = PriorLoop(prior, train_codes, Accelerator(cpu=True), defaults.train_batch_size, defaults.learning_rate,
                      settings["seed"], workdir, max_grad_norm=defaults.max_grad_norm, lr_scheduler=defaults.lr_scheduler,
                      total_steps=total)
-    scorer, clock, curve, evaluations = Scorer(settings, data), TrainingTime(), [], evaluation_steps(total)
-    for step in range(1, total + 1):
-        loop.train_steps(1)
-        clock.step_done()
-        if step in evaluations:
-            with torch.no_grad():
-                prior.eval()
-                nll = torch.cat([prior.nll_bits_per_code(batch) for batch in test_codes.split(1000)]).mean().item()
-                samples = sample_images(prior, vqvae, settings["num_samples"], batch_size=500, seed=settings["seed"])
-                prior.train()
-            _record(curve, clock, step, total, {"nll": nll, "fid": scorer.fid(samples)})
-            clock.resume()
+
+    def evaluate(step: int) -> None:
+        prior.eval()
+        with torch.no_grad():
+            nll = torch.cat([prior.nll_bits_per_code(batch) for batch in test_codes.split(1000)]).mean().item()
+            samples = sample_images(prior, vqvae, settings["num_samples"], batch_size=500, seed=settings["seed"])
+        prior.train()
+        _record(curve, clock, step, total, {"nll": nll, "fid": scorer.fid(samples)})
+
+    scorer, clock, curve = Scorer(settings, data), TrainingTime(), []
+    train_with_evaluations(loop, clock, total, evaluate)
     return curve
 
 
@@ -253,6 +252,18 @@ def pythae_pixelcnn(settings: dict, data, workdir: str) -> list:
     return curve
 
 
+def train_with_evaluations(loop, clock: TrainingTime, total_steps: int, evaluate) -> None:
+    """Our loops (Stage1Loop, PriorLoop) one optimizer step at a time: the clock ticks after every step and stops
+    for evaluate(step) at evaluation_steps, as evaluating_callback does for pythae's trainer."""
+    evaluations = set(evaluation_steps(total_steps))
+    for step in range(1, total_steps + 1):
+        loop.train_steps(1)
+        clock.step_done()
+        if step in evaluations:
+            evaluate(step)
+            clock.resume()
+
+
 def evaluating_callback(clock: TrainingTime, steps: list[int], evaluate):
     """A pythae TrainingCallback that ticks the clock after every optimizer step and evaluates at `steps`."""
     from pythae.trainers.training_callbacks import TrainingCallback
@@ -286,19 +297,18 @@ def twostage_vae_mixture(settings: dict, data, workdir: str) -> list:
     total = settings["epochs"] * math.ceil(len(data.train_images) / args.train_batch_size)
     loop = Stage1Loop(args, data, Accelerator(cpu=True), total_steps=total)
     model, seed = loop.trained_model, settings["seed"]
-    scorer, clock, curve, evaluations = Scorer(settings, data), TrainingTime(), [], evaluation_steps(total)
-    for step in range(1, total + 1):
-        loop.train_steps(1)
-        clock.step_done()
-        if step in evaluations:
-            model.eval()
-            with torch.no_grad():
-                latents = latents_of(model, data.train_images, 256, "encoding the training set", seed=seed)
-                mixture = MixturePrior.fit(latents, settings["mixture_components"], "full", seed=seed)
-                samples = sample_images(mixture, model, settings["num_samples"], seed=seed)
-            model.train()
-            _record(curve, clock, step, total, {"fid": scorer.fid(samples)})
-            clock.resume()
+
+    def evaluate(step: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            latents = latents_of(model, data.train_images, 256, "encoding the training set", seed=seed)
+            mixture = MixturePrior.fit(latents, settings["mixture_components"], "full", seed=seed)
+            samples = sample_images(mixture, model, settings["num_samples"], seed=seed)
+        model.train()
+        _record(curve, clock, step, total, {"fid": scorer.fid(samples)})
+
+    scorer, clock, curve = Scorer(settings, data), TrainingTime(), []
+    train_with_evaluations(loop, clock, total, evaluate)
     return curve
 
 
@@ -480,7 +490,7 @@ def main(argv=None) -> None:
     from evaluation.train_classifier import trained_classifier_folder
 
     data = load_image_data(args.dataset_name, max_train_samples=args.max_train_samples)
-    classifier = trained_classifier_folder(args.dataset_name, data=load_image_data(args.dataset_name))
+    classifier = trained_classifier_folder(args.dataset_name)  # loads the whole dataset only to train one
     workdir = args.workdir or tempfile.mkdtemp(prefix="time_to_quality-")
     started = time.perf_counter()
     per_seed = []
