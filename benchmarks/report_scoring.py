@@ -1,8 +1,9 @@
 """The scores of a report's rows, two ways, in one run: torch-fidelity's calculate_metrics per row (what the report
 did before evaluation.fidelity.Judge: one call for IS over whole splits, one for FID/KID/precision-recall, each
 building the extractor and extracting the real test split's features again) against one Judge that extracts the
-test split's features once and each sample set's once. Prints both times, the speed-up and the largest difference
-between the two paths' scores (they are torch-fidelity's own functions of the same features).
+test split's features once and each sample set's once, and computes KID and precision/recall with less work
+(evaluation/kid.py, evaluation/precision_recall.py). Prints both times, the speed-up and the largest relative
+difference between the two paths' scores (the same definitions of the same features: float rounding).
 
     python benchmarks/report_scoring.py                       # MNIST (../shared/data/mnist), 8 rows of 2,000
     python benchmarks/report_scoring.py --rows 17 --num_samples 10000

@@ -27,12 +27,12 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.helpers import text_to_dtype
 from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-from torch_fidelity.metric_kid import kid_featuresdict_to_metric
-from torch_fidelity.metric_prc import prc_featuresdict_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset, resolve_feature_layer_for_metric
 
 from evaluation.classifier import Classifier
+from evaluation.kid import SUBSET_SIZE, kernel_inception_distance
+from evaluation.precision_recall import neighbourhood_radii, precision_recall
 
 CLASSIFIER = "twostage-classifier"
 INCEPTION = "inception-v3-compat"
@@ -117,6 +117,13 @@ class Features:
 
     def __init__(self, featuresdict: dict[str, torch.Tensor], count: int):
         self.featuresdict, self.count = featuresdict, count
+        self._radii = {}
+
+    def radii(self, layer: str) -> torch.Tensor:
+        """Each sample's k-nearest-neighbour radius in `layer`'s features (precision and recall), computed once."""
+        if layer not in self._radii:
+            self._radii[layer] = neighbourhood_radii(self.featuresdict[layer])
+        return self._radii[layer]
 
     def first(self, count: int) -> Features:
         """The features of the first `count` images."""
@@ -129,7 +136,10 @@ class Judge:
     torch-fidelity's calculate_metrics builds the extractor and extracts the real images' features again on every
     call, and a sample set's twice when IS (over whole splits) and FID are asked for apart. A Judge extracts each
     set's features once, so a report of R rows costs R + 1 passes of the extractor instead of 3R; the scores are
-    torch-fidelity's own functions of those features, the numbers calculate_metrics gives."""
+    torch-fidelity's own functions of those features, the numbers calculate_metrics gives. KID
+    (evaluation/kid.py) and precision/recall (evaluation/precision_recall.py) are ours, its definitions and numbers
+    computed with less work: the kernels of the whole sets once, the real set's neighbourhoods once per Judge's
+    real Features."""
 
     def __init__(self, feature_extractor: str = CLASSIFIER, feature_extractor_weights_path: str | None = None,
                  batch_size: int = 256, is_split_size: int = IS_SPLIT_SIZE, verbose: bool = False):
@@ -146,8 +156,7 @@ class Judge:
         self.cuda = torch.cuda.is_available()
         self.options = dict(
             verbose=verbose, cuda=self.cuda,
-            # In-memory images: no DataLoader workers; precision/recall over distance blocks, not one N x N matrix.
-            save_cpu_ram=True, prc_batch_size=2048,
+            save_cpu_ram=True,  # in-memory images: no DataLoader workers
         )
         self.layers = {metric: resolve_feature_layer_for_metric(metric, feature_extractor=feature_extractor)
                        for metric in METRICS}
@@ -194,11 +203,14 @@ class Judge:
             results.update(fid_statistics_to_metric(fid_featuresdict_to_statistics(generated.featuresdict, layer),
                                                     fid_featuresdict_to_statistics(real.featuresdict, layer), self.verbose))
         if "kid" in metrics:
-            results.update(kid_featuresdict_to_metric(generated.featuresdict, real.featuresdict, self.layers["kid"],
-                                                      kid_subset_size=min(1000, generated.count, real.count), **options))
+            layer = self.layers["kid"]
+            kid = kernel_inception_distance(generated.featuresdict[layer], real.featuresdict[layer],
+                                            subset_size=min(SUBSET_SIZE, generated.count, real.count), seed=seed)
+            results.update(kernel_inception_distance_mean=kid["kid"], kernel_inception_distance_std=kid["kid_std"])
         if "prc" in metrics:
-            results.update(prc_featuresdict_to_metric(generated.featuresdict, real.featuresdict, self.layers["prc"],
-                                                      **options))
+            layer = self.layers["prc"]
+            results["precision"], results["recall"] = precision_recall(
+                generated.featuresdict[layer], real.featuresdict[layer], generated.radii(layer), real.radii(layer))
         produced = {"isc": ("is", "is_std"), "fid": ("fid",), "kid": ("kid", "kid_std"), "prc": ("precision", "recall")}
         scores = {key: None for metric in metrics for key in produced[metric]}
         scores.update({ours: float(results[theirs]) for theirs, ours in RESULT_NAMES.items() if theirs in results})

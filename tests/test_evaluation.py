@@ -17,6 +17,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 import torch_fidelity
 
+from evaluation.kid import kernel_inception_distance
 from evaluation.fidelity import INCEPTION, ImageTensorDataset, Judge, fidelity_metrics, inception_score, inception_weights
 from evaluation.likelihood import codebook_statistics, vae_likelihoods
 from evaluation.report import COLUMNS, parse_table
@@ -91,6 +92,23 @@ def test_a_judge_gives_torch_fidelitys_own_numbers_from_features_extracted_once(
                             ("kernel_inception_distance_mean", "kid"), ("precision", "precision"), ("recall", "recall")):
             assert scores[key] == pytest.approx(library[theirs], rel=1e-5, abs=1e-6), key
     assert ours[0]["kid"] != ours[1]["kid"]  # the seed reaches KID's subsets
+
+
+def test_kid_from_the_whole_kernels_is_torch_fidelitys_kid_and_its_subset_loop_runs_where_that_is_cheaper():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    generator = torch.Generator().manual_seed(0)
+    for sizes, subset_size, dimensions in (((600, 450), 400, 32), ((300, 300), 20, 8)):  # whole kernels; subset loop
+        first = torch.randn((sizes[0], dimensions), generator=generator).relu()
+        second = (torch.randn((sizes[1], dimensions), generator=generator) + 0.2).relu()
+        theirs = kid_features_to_metric(first, second, kid_subsets=100, kid_subset_size=subset_size, rng_seed=5,
+                                        verbose=False)
+        ours = kernel_inception_distance(first, second, subset_size=subset_size, seed=5)
+        assert ours["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
+        assert ours["kid_std"] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-4)
+        assert ours["kid"] != kernel_inception_distance(first, second, subset_size=subset_size, seed=6)["kid"]
+    with pytest.raises(ValueError, match="subset_size=301: use 2 to 300"):
+        kernel_inception_distance(first, second, subset_size=301)
 
 
 def test_a_dataset_folder_reached_through_a_link_or_a_relative_path_shares_one_cached_classifier(tmp_path, monkeypatch):
