@@ -112,6 +112,8 @@ def from_pretrained(
             f"{source}: this prior's config names no {entry.decoder} ({entry.decoder}_id is empty), so it cannot be "
             f"turned into images. Load it with its class and pair it yourself: TwoStageGenerator(prior, {entry.decoder})."
         )
+    decoder_id = _moved_stage1_folder(decoder_id, decoder_revision, source, entry.decoder)
+    setattr(model, f"{entry.decoder}_id", decoder_id)  # where it was found: the report and the app group by it
     decoder_key = _reference_key(decoder_id, decoder_revision)
     if decoder_key in chain:
         raise ValueError(f"{source}: its reference chain loops ({' -> '.join((*chain, decoder_key))}); a prior must "
@@ -137,6 +139,26 @@ def check_fingerprint(decoder_id: str, decoder_revision: str | None, source: str
             f"is {found[:19]}..., the prior recorded {decoder_revision[:19]}...). Point {decoder}_id at the model the "
             f"prior was trained on, or train the prior again on this one."
         )
+
+
+def _moved_stage1_folder(decoder_id: str, decoder_revision: str | None, source: str, decoder: str) -> str:
+    """The stage-1 folder of a local prior whose recorded absolute path is gone because the runs were moved or
+    copied (`mv runs ...`, another machine): the folder of the same name beside the prior, accepted only if it holds
+    the weights the prior recorded (their fingerprint). Anything else is returned as recorded."""
+    fingerprinted = (decoder_revision or "").startswith(FINGERPRINT_PREFIX)
+    if not (fingerprinted and os.path.isabs(decoder_id) and not os.path.exists(decoder_id) and os.path.isdir(source)):
+        return decoder_id
+    name = os.path.basename(os.path.normpath(decoder_id))
+    beside = os.path.join(os.path.dirname(os.path.realpath(source)), name)
+    weights = os.path.join(beside, WEIGHTS_NAME)
+    if name and os.path.isfile(weights) and weights_fingerprint(weights) == decoder_revision:
+        return beside
+    found = "holds other weights" if os.path.isfile(weights) else "does not exist"
+    raise FileNotFoundError(
+        f"{source}: its {decoder} {decoder_id} is gone and {beside}, where a copied run would have it, {found}. Put "
+        f"the {decoder} it was trained on back at {decoder_id} or beside the prior as {name}/, or set {decoder}_id in "
+        f"{os.path.join(source, 'config.json')} to where it is now."
+    )
 
 
 def _hub_revision(decoder_id: str, decoder_revision: str | None) -> str | None:

@@ -4,11 +4,14 @@ default flags, in bf16 on the CPU, and resumed. Every run trains for real on the
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import safetensors.torch
 import torch
 
+from evaluation.models import load_models
+from hub import from_pretrained
 from stage1_autoencoders import VQVAE
 from stage2_prior import train as stage2_train
 from training_runs import STAGE2, launch, logged
@@ -95,3 +98,23 @@ def test_resuming_with_another_prior_or_into_another_runs_folder_is_refused(vqva
                                       "--resume_from_checkpoint", "latest"))
     with pytest.raises(SystemExit, match="already holds another run's checkpoints"):
         stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8))
+
+
+def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuses_another(vqvae_folder, tmp_path):
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4))
+    before = from_pretrained(tmp_path / "prior").sample(4, seed=0)
+    elsewhere = tmp_path / "elsewhere"  # `mv runs elsewhere`: the prior's config still names the old absolute path
+    elsewhere.mkdir()
+    for name in ("vqvae", "prior"):
+        shutil.move(tmp_path / name, elsewhere / name)
+    moved = from_pretrained(elsewhere / "prior")
+    assert moved.prior.vqvae_id == str(elsewhere / "vqvae")
+    assert torch.equal(moved.sample(4, seed=0), before)
+    loaded = load_models([str(elsewhere / "vqvae"), str(elsewhere / "prior")])  # the report's and the app's path
+    assert list(loaded.groups) == ["vqvae"] and "PixelCNN" in loaded.groups["vqvae"].learned_priors
+
+    torch.manual_seed(1)  # another VQ-VAE of the same shapes in its place
+    VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(elsewhere / "vqvae")
+    with pytest.raises(FileNotFoundError, match=r"its vqvae .*/vqvae is gone and .*/elsewhere/vqvae, where a copied "
+                                                r"run would have it, holds other weights"):
+        from_pretrained(elsewhere / "prior")
