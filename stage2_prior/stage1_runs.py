@@ -6,7 +6,7 @@ import json
 import os
 
 from hub.auto import model_class
-from hub.files import model_file, pinned_reference, read_config
+from hub.files import FINGERPRINT_PREFIX, model_file, pinned_reference, read_config
 from hub.model_card import TRAINING_INFO_NAME
 from stage1_autoencoders.data import ImageData, dataset_reference, load_image_data
 
@@ -18,6 +18,13 @@ def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tu
         raise SystemExit(f"{flag} {name_or_path!r} is a {model_type!r} model; this needs one of {allowed_types}. {hint}")
     model = model_class(model_type).from_pretrained(name_or_path, revision=revision)
     return model.eval(), pinned_reference(name_or_path, revision)
+
+
+def weights_identity(pinned: tuple[str, str | None]) -> str:
+    """What a resumed run compares of its stage-1 model: the weights, not how the flag spelt their place (a relative
+    path, a moved runs folder). A local folder's fingerprint; a Hub id at its pinned commit."""
+    name_or_path, revision = pinned
+    return revision if (revision or "").startswith(FINGERPRINT_PREFIX) else f"{name_or_path}@{revision}"
 
 
 def training_dataset(name_or_path: str, revision: str | None) -> str | None:

@@ -100,6 +100,17 @@ def test_resuming_with_another_prior_or_into_another_runs_folder_is_refused(vqva
         stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8))
 
 
+def test_resuming_compares_the_vqvaes_weights_not_how_its_path_is_spelt(vqvae_folder, tmp_path):
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4, "--checkpointing_steps", 4))
+    relative = tmp_path / "vqvae" / ".." / "vqvae"  # the same folder, spelt otherwise
+    stage2_train.main(prior_flags(relative, tmp_path / "prior", "--max_train_steps", 6, "--resume_from_checkpoint", "latest"))
+    assert json.loads((tmp_path / "prior" / "training_info.json").read_text())["steps"] == 6
+    torch.manual_seed(1)  # the VQ-VAE retrained in place: the run's codes would change under it
+    VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(vqvae_folder)
+    with pytest.raises(SystemExit, match=r"--vqvae \(its weights\) is 'sha256:.*' here but 'sha256:.*' in the run of"):
+        stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8, "--resume_from_checkpoint", "latest"))
+
+
 def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuses_another(vqvae_folder, tmp_path):
     stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4))
     before = from_pretrained(tmp_path / "prior").sample(4, seed=0)
