@@ -32,7 +32,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 
 from evaluation.classifier import Classifier
 from evaluation.kid import SUBSET_SIZE, kernel_inception_distance
-from evaluation.precision_recall import neighbourhood_radii, precision_recall
+from evaluation.precision_recall import NEIGHBOURHOOD, neighbourhood_radii, precision_recall
 
 CLASSIFIER = "twostage-classifier"
 INCEPTION = "inception-v3-compat"
@@ -202,12 +202,12 @@ class Judge:
             layer = self.layers["fid"]
             results.update(fid_statistics_to_metric(fid_featuresdict_to_statistics(generated.featuresdict, layer),
                                                     fid_featuresdict_to_statistics(real.featuresdict, layer), self.verbose))
-        if "kid" in metrics:
+        if "kid" in metrics and "kid" not in withheld:
             layer = self.layers["kid"]
             kid = kernel_inception_distance(generated.featuresdict[layer], real.featuresdict[layer],
                                             subset_size=min(SUBSET_SIZE, generated.count, real.count), seed=seed)
             results.update(kernel_inception_distance_mean=kid["kid"], kernel_inception_distance_std=kid["kid_std"])
-        if "prc" in metrics:
+        if "prc" in metrics and "precision" not in withheld:
             layer = self.layers["prc"]
             results["precision"], results["recall"] = precision_recall(
                 generated.featuresdict[layer], real.featuresdict[layer], generated.radii(layer), real.radii(layer))
@@ -252,6 +252,12 @@ def withheld_scores(metrics, num_generated: int, num_real: int | None, is_split_
         if fewest <= feature_dims:
             withheld["fid"] = (f"FID from {fewest} samples in {feature_dims} feature dimensions rests on a "
                                f"rank-deficient covariance; use more than {feature_dims} samples")
+    if num_real is not None and min(num_generated, num_real) < 2 and "kid" in metrics:
+        withheld["kid"] = "KID compares pairs of samples within each set; score at least 2 samples"
+    if num_real is not None and min(num_generated, num_real) <= NEIGHBOURHOOD and "prc" in metrics:
+        withheld["precision"] = withheld["recall"] = (
+            f"precision and recall need each sample's {NEIGHBOURHOOD} nearest neighbours in its own set; score at "
+            f"least {NEIGHBOURHOOD + 1} samples")
     return withheld
 
 

@@ -1,13 +1,15 @@
 """KID (Bińkowski et al. 2018) from the kernel matrices of the whole feature sets, computed once.
 
 torch-fidelity's KID draws S random subsets of m samples from each set and computes three m x m polynomial kernel
-matrices per subset: 3 S m^2 kernel values (300 million for its 100 subsets of 1,000), 1.7 of the 2.6 seconds a
-report row took at N = 2,000. Every one of those values is an entry of the kernels of the whole sets, which hold
+matrices per subset: 3 S m^2 kernel values (300 million for its 100 subsets of 1,000), most of the time a report
+row took at N = 2,000. Every one of those values is an entry of the kernels of the whole sets, which hold
 only N1^2 + N2^2 + N1 N2 values (12 million at N = 2,000). So we compute those once, in blocks of rows, and get each
 subset's kernel sums as selection-matrix products: the sum of K over the pairs of subset a is s_a^T K s_a, with s_a
 the 0/1 vector of a's members. The subsets are torch-fidelity's own (its RandomState draws, in its order), so the
-numbers are its numbers up to float rounding (tested). Where the sets are so large that the subsets cover fewer
-values than the whole kernels, torch-fidelity's subset loop is the cheaper one and runs instead.
+numbers are its numbers up to float rounding (tested; relative differences of 1e-6 to 1e-5, up to a few 1e-4
+where KID is near 0, with ours the closer to a float64 computation). Where the sets are so large that the whole
+kernels and the selection products cost more multiply-adds than the subsets' kernels, torch-fidelity's subset loop
+runs instead (at D = 128 and 100 subsets of 1,000: from about 7,500 samples a set).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def _self_kernel(features: torch.Tensor) -> torch.Tensor:
 
 
 def _pair_sums(rows: torch.Tensor, columns: torch.Tensor, row_members: torch.Tensor, column_members: torch.Tensor):
-    """Per subset a, the sum of k(x, y) over x in a's rows and y in a's columns, in float64: (S,)."""
+    """Per subset a, the sum of k(x, y) over x in a's rows and y in a's columns: (S,), float32 products over a
+    block's rows, summed over columns and blocks in float64."""
     sums = torch.zeros(len(row_members), dtype=torch.float64)
     for start in range(0, len(rows), ROWS_PER_BLOCK):
         block = _kernel(rows[start : start + ROWS_PER_BLOCK], columns)

@@ -18,6 +18,7 @@ from torchvision.transforms.functional import gaussian_blur
 import torch_fidelity
 
 from evaluation.kid import kernel_inception_distance
+from evaluation.precision_recall import neighbourhood_radii, precision_recall
 from evaluation.fidelity import INCEPTION, ImageTensorDataset, Judge, fidelity_metrics, inception_score, inception_weights
 from evaluation.likelihood import codebook_statistics, vae_likelihoods
 from evaluation.report import COLUMNS, parse_table
@@ -94,21 +95,44 @@ def test_a_judge_gives_torch_fidelitys_own_numbers_from_features_extracted_once(
     assert ours[0]["kid"] != ours[1]["kid"]  # the seed reaches KID's subsets
 
 
-def test_kid_from_the_whole_kernels_is_torch_fidelitys_kid_and_its_subset_loop_runs_where_that_is_cheaper():
+def test_kid_from_the_whole_kernels_is_torch_fidelitys_kid_and_its_subset_loop_runs_where_that_is_cheaper(monkeypatch):
     from torch_fidelity.metric_kid import kid_features_to_metric
 
+    import evaluation.kid
+
+    loops = []
+    monkeypatch.setattr(evaluation.kid, "kid_features_to_metric",
+                        lambda *args, **kwargs: loops.append(args) or kid_features_to_metric(*args, **kwargs))
     generator = torch.Generator().manual_seed(0)
-    for sizes, subset_size, dimensions in (((600, 450), 400, 32), ((300, 300), 20, 8)):  # whole kernels; subset loop
+    # Sets of more rows than a kernel block (1,024) and a subset as large as the smaller set: the whole kernels;
+    # small subsets of larger sets in few dimensions: torch-fidelity's loop.
+    for sizes, subset_size, dimensions, route in (((1500, 1100), 1100, 64, "whole"), ((300, 300), 20, 8, "loop")):
         first = torch.randn((sizes[0], dimensions), generator=generator).relu()
         second = (torch.randn((sizes[1], dimensions), generator=generator) + 0.2).relu()
         theirs = kid_features_to_metric(first, second, kid_subsets=100, kid_subset_size=subset_size, rng_seed=5,
                                         verbose=False)
+        loops.clear()
         ours = kernel_inception_distance(first, second, subset_size=subset_size, seed=5)
+        assert len(loops) == (route == "loop"), route
         assert ours["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
         assert ours["kid_std"] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-4)
         assert ours["kid"] != kernel_inception_distance(first, second, subset_size=subset_size, seed=6)["kid"]
     with pytest.raises(ValueError, match="subset_size=301: use 2 to 300"):
         kernel_inception_distance(first, second, subset_size=301)
+
+
+def test_precision_recall_with_the_real_neighbourhoods_once_is_torch_fidelitys_over_several_distance_blocks():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn((2300, 16), generator=generator)  # more rows than a block of distances (2,048)
+    generated = torch.cat([real[:700] + 0.3 * torch.randn((700, 16), generator=generator),  # near the real set
+                           2 + torch.randn((1500, 16), generator=generator)])  # off it: precision and recall < 1
+    theirs = prc_features_to_metric(generated, real, prc_neighborhood=3, prc_batch_size=2048, save_cpu_ram=True,
+                                    verbose=False)
+    precision, recall = precision_recall(generated, real, neighbourhood_radii(generated), neighbourhood_radii(real))
+    assert 0.2 < precision < 0.9 and 0.2 < recall < 0.9
+    assert precision == theirs["precision"] and recall == pytest.approx(theirs["recall"], abs=1 / len(real))
 
 
 def test_a_dataset_folder_reached_through_a_link_or_a_relative_path_shares_one_cached_classifier(tmp_path, monkeypatch):
