@@ -272,19 +272,36 @@ def test_damaged_checkpoints_are_named_and_latest_falls_back_to_an_intact_one(tm
         tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", str(newest))
 
 
-def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones(tmp_path):
-    tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4")
+def test_resuming_with_another_number_of_processes_is_refused_in_one_line(tmp_path):
+    flags = ["--model", "ae", *SMALL, "--latent_dim", "4", "--checkpointing_steps", "4", "--max_train_steps"]
+    assert run_script(*flags, "4", "--output_dir", str(tmp_path / "two"), processes=2).returncode == 0
+    with pytest.raises(SystemExit, match=r"checkpoint-4 was written by 2 processes and this run has 1: each continues "
+                                         r"from its own random state. Resume with as many \(accelerate launch --num_processes 2\)"):
+        train_main([*flags, "8", "--output_dir", str(tmp_path / "two"), "--resume_from_checkpoint", "latest"])
+    tiny_run(tmp_path / "one", "--max_train_steps", "4", "--checkpointing_steps", "4")
+    result = run_script(*flags, "8", "--output_dir", str(tmp_path / "one"), "--resume_from_checkpoint", "latest", processes=2)
+    refusals = [line for line in result.stderr.splitlines() if "was written by 1 process and this run has 2" in line]
+    # Every rank refuses; the first to exit has the launcher stop the others, so one line at least, and no hang.
+    assert result.returncode != 0 and refusals, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones(tmp_path, processes):
+    flags = ["--model", "ae", *SMALL, "--latent_dim", "4", "--output_dir", str(tmp_path), "--checkpointing_steps", "4"]
+    assert run_script(*flags, "--max_train_steps", "4", processes=processes).returncode == 0
 
     def small_file_limit():  # files over 64 KiB cannot be written, as on a full disk (EFBIG instead of ENOSPC)
         import resource
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    result = run_script("--model", "ae", *SMALL, "--latent_dim", "4", "--output_dir", str(tmp_path), "--max_train_steps", "8",
-                        "--checkpointing_steps", "4", "--resume_from_checkpoint", "latest", preexec_fn=small_file_limit)
+    result = run_script(*flags, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", processes=processes,
+                        preexec_fn=small_file_limit)  # two ranks: the writer fails; the launcher stops the other, no hang
     assert result.returncode != 0
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert "Could not write checkpoint" in last_line and "checkpoint-8" in last_line and "MiB free" in last_line, last_line
+    errors = [line for line in result.stderr.splitlines() if "Could not write checkpoint" in line]
+    assert errors and "checkpoint-8" in errors[0] and "MiB free" in errors[0], result.stderr[-2000:]
+    if processes == 1:
+        assert result.stderr.strip().splitlines()[-1] == errors[0]  # one line, no traceback
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-4"]  # no .partial left behind
     from training.checkpoints import checkpoint_problem
     assert checkpoint_problem(str(tmp_path / "checkpoints" / "checkpoint-4")) is None

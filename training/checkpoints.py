@@ -171,6 +171,16 @@ def load_checkpoint(accelerator, path: str, average=None) -> None:
     """accelerator.load_state, with this process's random state read first: Accelerate only logs one that fails to
     load, and a resumed run would then draw other noise and data than the uninterrupted one. `average`: the run's
     WeightAverage (--use_ema), loaded from the checkpoint too."""
+    # Each process continues from its own random state: a checkpoint of another number of processes cannot continue
+    # the run exactly. (With --save_on_each_node a machine's copy holds its own processes' states only.)
+    written = [int(found.group(1)) for name in os.listdir(path) if (found := re.fullmatch(r"random_states_(\d+)\.pkl", name))]
+    if written and (accelerator.process_index > max(written) or max(written) >= accelerator.num_processes):
+        count = max(written) + 1
+        raise CheckpointError(
+            f"{path} was written by {count} process{'es' if count > 1 else ''} and this run has "
+            f"{accelerator.num_processes}: each continues from its own random state. Resume with as many "
+            f"(accelerate launch --num_processes {count}), or start a new run in another --output_dir."
+        )
     random_states = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
     try:
         states = load(random_states)
