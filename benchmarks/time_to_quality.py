@@ -27,7 +27,8 @@ checkpoints and per-epoch test pass, as stage1_loop.py and prior_loop.py do), th
 stops for them). The
 target of a figure is the worse of the two libraries' final values, so that both reach it; the time to reach it is
 interpolated linearly between the evaluations around its first crossing. A library that reaches it by the first
-evaluation is shown as "<=" that time. The speed-up is pythae's time over ours (>1: twostage is faster).
+evaluation is shown as "<=" that time. The speed-up is pythae's time over ours (>1: twostage is faster), a bound
+(">=" or "<=") where one of the times is.
 """
 
 from __future__ import annotations
@@ -439,7 +440,7 @@ def print_table(args, per_seed: list[list[dict]], minutes: float | None) -> None
         fmt = first["fmt"]
         cells = [f"{statistics.fmean(row['target'] for row in rows):{fmt}}"]
         cells += [f"{statistics.fmean(row['finals'][library] for row in rows):{fmt}}" for library in LIBRARIES]
-        times = {}
+        times, at_most = {}, {}
         for library in LIBRARIES:
             reached = [row["times"][library] for row in rows]
             if any(time_reached is None for time_reached in reached):
@@ -447,10 +448,13 @@ def print_table(args, per_seed: list[list[dict]], minutes: float | None) -> None
                 cells.append("not reached")
                 continue
             times[library] = [seconds for seconds, _ in reached]
-            bound = "<=" if any(first_point for _, first_point in reached) else ""
-            cells.append(bound + _mean_std(times[library]))
-        speedup = (f"{statistics.fmean(times['pythae']) / statistics.fmean(times['twostage']):.2f}x"
-                   if None not in times.values() else "n/a")
+            at_most[library] = any(first_point for _, first_point in reached)
+            cells.append(("<=" if at_most[library] else "") + _mean_std(times[library]))
+        speedup = "n/a"
+        if None not in times.values() and not all(at_most.values()):
+            # Ours an upper bound: the speed-up is at least this; pythae's an upper bound: at most.
+            bound = ">=" if at_most["twostage"] else "<=" if at_most["pythae"] else ""
+            speedup = f"{bound}{statistics.fmean(times['pythae']) / statistics.fmean(times['twostage']):.2f}x"
         widths = (10, 14, 15, 14, 14)
         print(f"{first['figure']:<32}" + "".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)) + f"{speedup:>10}")
     budgets = {}  # one entry a contest: its figures share a run
@@ -460,7 +464,7 @@ def print_table(args, per_seed: list[list[dict]], minutes: float | None) -> None
                                          for library in LIBRARIES})
     print("target: the worse library's final value (lower is better), mean over seeds; times: training seconds to "
           "reach it, mean ± std over seeds, evaluations excluded; <=: reached by the first evaluation; speed-up: "
-          "pythae's mean time over ours. The whole budgets, training seconds: "
+          "pythae's mean time over ours (>=: a bound, where ours is one). The whole budgets, training seconds: "
           + "; ".join(f"{contest}: " + ", ".join(f"{library} {_mean_std(values)}" for library, values in times.items())
                       for contest, times in budgets.items()))
 
