@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.files import FINGERPRINT_PREFIX, WEIGHTS_NAME, is_local, model_file, read_config, weights_fingerprint
+from hub.files import FINGERPRINT_PREFIX, WEIGHTS_NAME, looks_like_path, read_config, weights_fingerprint
 from hub.generator import TwoStageGenerator
 from hub.mixin import HubModel
 
@@ -112,14 +112,16 @@ def from_pretrained(
             f"{source}: this prior's config names no {entry.decoder} ({entry.decoder}_id is empty), so it cannot be "
             f"turned into images. Load it with its class and pair it yourself: TwoStageGenerator(prior, {entry.decoder})."
         )
-    decoder_id = _moved_stage1_folder(decoder_id, decoder_revision, source, entry.decoder)
-    setattr(model, f"{entry.decoder}_id", decoder_id)  # where it was found: the report and the app group by it
+    decoder_id = stage1_folder(decoder_id, decoder_revision, source, entry.decoder)
+    # Where it was found: the report and the app group by it, and a prior saved again records it.
+    setattr(model, f"{entry.decoder}_id", decoder_id)
+    if model._hub_mixin_config is not None:
+        model._hub_mixin_config[f"{entry.decoder}_id"] = decoder_id
     decoder_key = _reference_key(decoder_id, decoder_revision)
     if decoder_key in chain:
         raise ValueError(f"{source}: its reference chain loops ({' -> '.join((*chain, decoder_key))}); a prior must "
                          f"name a stage-1 model, never itself or a model that names it. Fix {entry.decoder}_id in "
                          f"its config.json.")
-    check_fingerprint(decoder_id, decoder_revision, source, entry.decoder)
     decoder_type = read_config(decoder_id, _hub_revision(decoder_id, decoder_revision), **download_options).get("model_type")
     if decoder_type not in entry.decoder_types:
         raise ValueError(f"{source}: its {entry.decoder}_id {decoder_id!r} is a {decoder_type!r} model; its samples "
@@ -128,37 +130,35 @@ def from_pretrained(
     return TwoStageGenerator(model, decoder, import_object(entry.sampler))
 
 
-def check_fingerprint(decoder_id: str, decoder_revision: str | None, source: str, decoder: str) -> None:
-    """A local stage-1 folder must hold the weights the prior was trained on, as their recorded fingerprint says."""
-    if not (decoder_revision or "").startswith(FINGERPRINT_PREFIX) or not is_local(decoder_id):
-        return
-    found = weights_fingerprint(model_file(decoder_id, WEIGHTS_NAME))
-    if found != decoder_revision:
-        raise ValueError(
-            f"{source}: its {decoder} {decoder_id} holds other weights than the ones it was trained on ({WEIGHTS_NAME} "
-            f"is {found[:19]}..., the prior recorded {decoder_revision[:19]}...). Point {decoder}_id at the model the "
-            f"prior was trained on, or train the prior again on this one."
-        )
-
-
-def _moved_stage1_folder(decoder_id: str, decoder_revision: str | None, source: str, decoder: str) -> str:
-    """The stage-1 folder of a local prior whose recorded absolute path is gone because the runs were moved or
-    copied (`mv runs ...`, another machine): the folder of the same name beside the prior, accepted only if it holds
-    the weights the prior recorded (their fingerprint). Anything else is returned as recorded."""
-    fingerprinted = (decoder_revision or "").startswith(FINGERPRINT_PREFIX)
-    if not (fingerprinted and os.path.isabs(decoder_id) and not os.path.exists(decoder_id) and os.path.isdir(source)):
+def stage1_folder(decoder_id: str, decoder_revision: str | None, source: str, decoder: str) -> str:
+    """Where a prior's stage-1 model is. A Hub id stays as recorded (it is downloaded at the recorded commit). A local
+    folder must hold the weights the prior was trained on (their recorded fingerprint): the recorded folder, or, where
+    that is gone or holds other weights because the runs were moved or copied (`mv runs ...`, another machine), the
+    folder of the same name beside the prior. Only those two are read."""
+    if not (decoder_revision or "").startswith(FINGERPRINT_PREFIX) or not looks_like_path(decoder_id):
         return decoder_id
     name = os.path.basename(os.path.normpath(decoder_id))
-    beside = os.path.join(os.path.dirname(os.path.realpath(source)), name)
-    weights = os.path.join(beside, WEIGHTS_NAME)
-    if name and os.path.isfile(weights) and weights_fingerprint(weights) == decoder_revision:
-        return beside
-    found = "holds other weights" if os.path.isfile(weights) else "does not exist"
-    raise FileNotFoundError(
-        f"{source}: its {decoder} {decoder_id} is gone and {beside}, where a copied run would have it, {found}. Put "
-        f"the {decoder} it was trained on back at {decoder_id} or beside the prior as {name}/, or set {decoder}_id in "
-        f"{os.path.join(source, 'config.json')} to where it is now."
-    )
+    places = [decoder_id]
+    if os.path.isdir(source) and name:
+        beside = os.path.join(os.path.dirname(os.path.realpath(source)), name)
+        if os.path.realpath(beside) != os.path.realpath(decoder_id):
+            places.append(beside)
+    problems, mismatched = [], False
+    for place in places:
+        weights = os.path.join(place, WEIGHTS_NAME)
+        if not os.path.isfile(weights):
+            problems.append(f"{place} {'has no ' + WEIGHTS_NAME if os.path.isdir(place) else 'does not exist'}")
+            continue
+        found = weights_fingerprint(weights)
+        if found == decoder_revision:
+            return place
+        mismatched = True
+        problems.append(f"{place} holds other weights than the ones it was trained on ({WEIGHTS_NAME} is "
+                        f"{found[:19]}..., the prior recorded {decoder_revision[:19]}...)")
+    error = ValueError if mismatched else FileNotFoundError
+    raise error(f"{source}: its {decoder} is not found: {'; '.join(problems)}. Put the {decoder} it was trained on at "
+                f"{decoder_id}{f' or beside the prior as {name}/' if len(places) > 1 else ''}, or point {decoder}_id in "
+                f"its config.json at it, or train the prior again on this one.")
 
 
 def _hub_revision(decoder_id: str, decoder_revision: str | None) -> str | None:

@@ -121,11 +121,18 @@ def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuse
     moved = from_pretrained(elsewhere / "prior")
     assert moved.prior.vqvae_id == str(elsewhere / "vqvae")
     assert torch.equal(moved.sample(4, seed=0), before)
+    moved.prior.save_pretrained(tmp_path / "saved_again")  # it records where its VQ-VAE is now
+    assert json.loads((tmp_path / "saved_again" / "config.json").read_text())["vqvae_id"] == str(elsewhere / "vqvae")
     loaded = load_models([str(elsewhere / "vqvae"), str(elsewhere / "prior")])  # the report's and the app's path
     assert list(loaded.groups) == ["vqvae"] and "PixelCNN" in loaded.groups["vqvae"].learned_priors
 
-    torch.manual_seed(1)  # another VQ-VAE of the same shapes in its place
-    VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(elsewhere / "vqvae")
-    with pytest.raises(FileNotFoundError, match=r"its vqvae .*/vqvae is gone and .*/elsewhere/vqvae, where a copied "
-                                                r"run would have it, holds other weights"):
+    def another_vqvae(folder):  # of the same shapes, other weights
+        torch.manual_seed(1)
+        VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(folder)
+
+    another_vqvae(vqvae_folder)  # another machine's run at the recorded path: the one beside the prior is still taken
+    assert from_pretrained(elsewhere / "prior").prior.vqvae_id == str(elsewhere / "vqvae")
+    another_vqvae(elsewhere / "vqvae")
+    with pytest.raises(ValueError, match=r"its vqvae is not found: .*/vqvae holds other weights than the ones it was "
+                                         r"trained on .*; .*/elsewhere/vqvae holds other weights"):
         from_pretrained(elsewhere / "prior")
