@@ -26,7 +26,7 @@ from torchvision.utils import save_image
 
 from stage1_autoencoders.data import to_float
 from stage2_prior.flow_prior import FlowPrior, sample_images
-from stage2_prior.stage1_runs import load_data_for, load_stage1_model, weights_identity
+from stage2_prior.stage1_runs import load_data_for, load_stage1_model, stage1_weights
 from stage2_prior.two_stage_vae import TwoStageVAEPrior
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
@@ -43,7 +43,7 @@ NUM_SAMPLES_SHOWN = 64
 CONTINUOUS_TYPES = ("ae", "vae", "beta_vae", "vamp_vae")
 PRIORS = ("maf", "nsf", "two_stage_vae")
 # A resumed run must have the checkpoint's values of these; the others (learning rate, steps, ...) may change.
-# The autoencoder is compared by its weights (weights_identity), under STAGE1_WEIGHTS, not by the spelling of the flag.
+# The autoencoder is compared by its weights (stage1_weights), under STAGE1_WEIGHTS, not by the spelling of the flag.
 STAGE1_WEIGHTS = "autoencoder (its weights)"
 RUN_DEFINING_FLAGS = ("prior", "hidden_features", "transforms", "bins",
                       "dataset_name", "train_data_dir", "seed", *EMA_FLAGS)
@@ -138,7 +138,8 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
-    run_flags[STAGE1_WEIGHTS] = weights_identity((autoencoder_id, autoencoder_revision))
+    run_flags[STAGE1_WEIGHTS] = stage1_weights("--autoencoder", args.autoencoder, args.autoencoder_revision,
+                                               (autoencoder_id, autoencoder_revision))
     unwrapped = accelerator.unwrap_model(prior)
     average = WeightAverage.from_args(args, unwrapped)
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,

@@ -9,6 +9,7 @@ from hub.auto import model_class
 from hub.files import FINGERPRINT_PREFIX, model_file, pinned_reference, read_config
 from hub.model_card import TRAINING_INFO_NAME
 from stage1_autoencoders.data import ImageData, dataset_reference, load_image_data
+from training.checkpoints import RunValue
 
 
 def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tuple[str, ...], flag: str, hint: str):
@@ -20,11 +21,17 @@ def load_stage1_model(name_or_path: str, revision: str | None, allowed_types: tu
     return model.eval(), pinned_reference(name_or_path, revision)
 
 
-def weights_identity(pinned: tuple[str, str | None]) -> str:
+def stage1_weights(flag: str, given: str, given_revision: str | None, pinned: tuple[str, str | None]) -> RunValue:
     """What a resumed run compares of its stage-1 model: the weights, not how the flag spelt their place (a relative
-    path, a moved runs folder). A local folder's fingerprint; a Hub id at its pinned commit."""
+    path, a moved runs folder): a local folder's fingerprint; a Hub id at its pinned commit. Checkpoints from before
+    this compared the flags as given."""
     name_or_path, revision = pinned
-    return revision if (revision or "").startswith(FINGERPRINT_PREFIX) else f"{name_or_path}@{revision}"
+    local = (revision or "").startswith(FINGERPRINT_PREFIX)
+    fix = (f"{flag} {given} {'holds other weights' if local else 'is at another commit'} than the run was trained on: "
+           f"point {flag} at the model it started with{'' if local else f' ({flag}_revision at its commit)'}, or start "
+           f"a new --output_dir")
+    return RunValue(revision if local else f"{name_or_path}@{revision}", fix,
+                    {flag[2:]: given, f"{flag[2:]}_revision": given_revision})
 
 
 def training_dataset(name_or_path: str, revision: str | None) -> str | None:

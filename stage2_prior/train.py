@@ -27,7 +27,7 @@ from stage1_autoencoders.cache import cache_dir
 from stage2_prior.codes import extract_codes, weights_fingerprint
 from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_codes
-from stage2_prior.stage1_runs import load_data_for, load_stage1_model, weights_identity
+from stage2_prior.stage1_runs import load_data_for, load_stage1_model, stage1_weights
 from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # The flags that define the prior, its objective and its data: a resumed run must have the checkpoint's values.
-# The VQ-VAE is compared by its weights (weights_identity), under STAGE1_WEIGHTS, not by the spelling of --vqvae.
+# The VQ-VAE is compared by its weights (stage1_weights), under STAGE1_WEIGHTS, not by the spelling of --vqvae.
 STAGE1_WEIGHTS = "vqvae (its weights)"
 RUN_DEFINING_FLAGS = ("hidden_channels", "num_layers", "kernel_size", "dilation_cycle", "conditional",
                       "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed",
@@ -152,7 +152,7 @@ def main(argv=None) -> None:
         accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
-    run_flags[STAGE1_WEIGHTS] = weights_identity((vqvae_id, vqvae_revision))
+    run_flags[STAGE1_WEIGHTS] = stage1_weights("--vqvae", args.vqvae, args.vqvae_revision, (vqvae_id, vqvae_revision))
     average = WeightAverage.from_args(args, accelerator.unwrap_model(model))
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
                                                                          steps_per_epoch, average)

@@ -281,8 +281,10 @@ def test_resuming_with_another_number_of_processes_is_refused_in_one_line(tmp_pa
     tiny_run(tmp_path / "one", "--max_train_steps", "4", "--checkpointing_steps", "4")
     result = run_script(*flags, "8", "--output_dir", str(tmp_path / "one"), "--resume_from_checkpoint", "latest", processes=2)
     refusals = [line for line in result.stderr.splitlines() if "was written by 1 process and this run has 2" in line]
-    # Every rank refuses; the first to exit has the launcher stop the others, so one line at least, and no hang.
+    # Every rank reads the count in run.json and refuses (the first to exit has the launcher stop the others, so one
+    # line at least); none goes on to train and die in a collective.
     assert result.returncode != 0 and refusals, result.stderr[-2000:]
+    assert "Connection closed by peer" not in result.stderr and "train_step" not in result.stderr, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("processes", [1, 2])

@@ -107,8 +107,29 @@ def test_resuming_compares_the_vqvaes_weights_not_how_its_path_is_spelt(vqvae_fo
     assert json.loads((tmp_path / "prior" / "training_info.json").read_text())["steps"] == 6
     torch.manual_seed(1)  # the VQ-VAE retrained in place: the run's codes would change under it
     VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(vqvae_folder)
-    with pytest.raises(SystemExit, match=r"--vqvae \(its weights\) is 'sha256:.*' here but 'sha256:.*' in the run of"):
+    with pytest.raises(SystemExit, match=r"--vqvae .*/vqvae holds other weights than the run was trained on: point --vqvae "
+                                         r"at the model it started with, or start a new --output_dir \(here sha256:.*, in "
+                                         r"the run of .*checkpoint-4 sha256:"):
         stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 8, "--resume_from_checkpoint", "latest"))
+
+
+def test_a_checkpoint_from_before_the_weights_were_recorded_resumes_and_still_compares_the_vqvae_flag(vqvae_folder, tmp_path):
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4, "--checkpointing_steps", 4))
+    checkpoint = tmp_path / "prior" / "checkpoints" / "checkpoint-4"
+    run = json.loads((checkpoint / "run.json").read_text())  # as older versions wrote it: the flags as given
+    del run["processes"], run["flags"]["vqvae (its weights)"]
+    run["flags"].update(vqvae=str(vqvae_folder), vqvae_revision=None)
+    (checkpoint / "run.json").write_text(json.dumps(run))
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"]["run.json"] = (checkpoint / "run.json").stat().st_size
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+    other = tmp_path / "other_vqvae"
+    torch.manual_seed(1)
+    VQVAE(image_size=8, hidden_channels=[16, 32], num_embeddings=16, embedding_dim=8).save_pretrained(other)
+    with pytest.raises(SystemExit, match=r"--vqvae is '.*other_vqvae' here but '.*/vqvae' in the run of"):
+        stage2_train.main(prior_flags(other, tmp_path / "prior", "--max_train_steps", 6, "--resume_from_checkpoint", "latest"))
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 6, "--resume_from_checkpoint", "latest"))
+    assert json.loads((tmp_path / "prior" / "training_info.json").read_text())["steps"] == 6
 
 
 def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuses_another(vqvae_folder, tmp_path):

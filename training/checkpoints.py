@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 
 from accelerate.utils import broadcast_object_list, load
 
@@ -23,6 +24,23 @@ RUN_FLAGS = "run.json"
 
 class CheckpointError(SystemExit):
     """A checkpoint that cannot be used, or flags that do not fit it: one line for the user, no traceback."""
+
+
+@dataclass(frozen=True)
+class RunValue:
+    """A value that defines a run but is no flag's own (the weights of a stage-1 model): compared as `value`, with
+    `fix` said where it differs; checkpoints written before it was recorded are compared on `older` instead, the
+    flags they recorded in its place."""
+
+    value: str
+    fix: str
+    older: dict = field(default_factory=dict)
+
+
+def recorded_flags(run_flags: dict) -> dict:
+    """run_flags as run.json holds them (JSON values; a RunValue as its value)."""
+    return json.loads(json.dumps({name: value.value if isinstance(value, RunValue) else value
+                                  for name, value in run_flags.items()}))
 
 
 def checkpoints_dir(output_dir: str) -> str:
@@ -60,7 +78,8 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | 
             if average is not None:
                 average.save(partial)
             with open(os.path.join(partial, RUN_FLAGS), "w") as f:
-                json.dump({"step": step, "flags": run_flags}, f, indent=2)
+                json.dump({"step": step, "processes": accelerator.num_processes, "flags": recorded_flags(run_flags)}, f,
+                          indent=2)
             files = {name: os.path.getsize(os.path.join(partial, name)) for name in sorted(os.listdir(partial))}
             with open(os.path.join(partial, MANIFEST), "w") as f:  # last: its presence means every file is complete
                 json.dump({"step": step, "files": files}, f, indent=2)
@@ -137,16 +156,44 @@ def resolve_checkpoint(accelerator, output_dir: str, resume_from_checkpoint: str
     return decision
 
 
-def check_run_flags(path: str, run_flags: dict) -> None:
-    """Refuses to resume with a flag that defines the model or its objective set otherwise than in the checkpoint's run."""
+def check_run_flags(accelerator, path: str, run_flags: dict) -> None:
+    """Refuses to resume on another number of processes than wrote the checkpoint, or with a flag that defines the
+    model or its objective set otherwise than in the checkpoint's run. Every process reads run.json, so every one
+    refuses alike."""
     with open(os.path.join(path, RUN_FLAGS)) as f:
-        recorded = json.load(f)["flags"]
-    for name, value in json.loads(json.dumps(run_flags)).items():  # as recorded: tuples become lists
-        if name in recorded and recorded[name] != value:
-            raise CheckpointError(
-                f"--{name} is {value!r} here but {recorded[name]!r} in the run of {path}. Resume with the flags the run "
-                f"started with, or start a new --output_dir (or pass --overwrite_output_dir to replace the old run)."
-            )
+        run = json.load(f)
+    written_by = run.get("processes") or _processes_from_random_states(accelerator, path)  # older: no "processes"
+    if written_by is not None and written_by != accelerator.num_processes:
+        raise CheckpointError(
+            f"{path} was written by {written_by} process{'es' if written_by > 1 else ''} and this run has "
+            f"{accelerator.num_processes}: each continues from its own random state. Resume with as many "
+            f"(accelerate launch --num_processes {written_by}), or start a new run in another --output_dir."
+        )
+    recorded = run["flags"]
+    compared = recorded_flags(run_flags)
+    for name, value in run_flags.items():
+        if isinstance(value, RunValue) and name not in recorded:  # a checkpoint from before it was recorded
+            compared.update(recorded_flags(value.older))
+    for name, value in compared.items():
+        if name not in recorded or recorded[name] == value:
+            continue
+        if isinstance(run_flags.get(name), RunValue):
+            raise CheckpointError(f"{run_flags[name].fix} (here {value[:26]}..., in the run of {path} "
+                                  f"{str(recorded[name])[:26]}...).")
+        raise CheckpointError(
+            f"--{name} is {value!r} here but {recorded[name]!r} in the run of {path}. Resume with the flags the run "
+            f"started with, or start a new --output_dir (or pass --overwrite_output_dir to replace the old run)."
+        )
+
+
+def _processes_from_random_states(accelerator, path: str) -> int | None:
+    """The process count of a checkpoint whose run.json predates "processes", as far as its random states show: one
+    file per process (with --save_on_each_node a machine's copy holds only its own, so a smaller count there is
+    not seen)."""
+    written = [int(found.group(1)) for name in os.listdir(path) if (found := re.fullmatch(r"random_states_(\d+)\.pkl", name))]
+    if written and (accelerator.process_index > max(written) or max(written) >= accelerator.num_processes):
+        return max(written) + 1
+    return None
 
 
 def check_output_dir(accelerator, output_dir: str, resume_from_checkpoint: str | None, overwrite_output_dir: bool,
@@ -171,16 +218,6 @@ def load_checkpoint(accelerator, path: str, average=None) -> None:
     """accelerator.load_state, with this process's random state read first: Accelerate only logs one that fails to
     load, and a resumed run would then draw other noise and data than the uninterrupted one. `average`: the run's
     WeightAverage (--use_ema), loaded from the checkpoint too."""
-    # Each process continues from its own random state: a checkpoint of another number of processes cannot continue
-    # the run exactly. (With --save_on_each_node a machine's copy holds its own processes' states only.)
-    written = [int(found.group(1)) for name in os.listdir(path) if (found := re.fullmatch(r"random_states_(\d+)\.pkl", name))]
-    if written and (accelerator.process_index > max(written) or max(written) >= accelerator.num_processes):
-        count = max(written) + 1
-        raise CheckpointError(
-            f"{path} was written by {count} process{'es' if count > 1 else ''} and this run has "
-            f"{accelerator.num_processes}: each continues from its own random state. Resume with as many "
-            f"(accelerate launch --num_processes {count}), or start a new run in another --output_dir."
-        )
     random_states = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
     try:
         states = load(random_states)

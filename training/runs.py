@@ -29,13 +29,14 @@ def start_run(args) -> Accelerator:
 
 def resume_run(accelerator, args, run_flags: dict, optimizer, scheduler, steps_per_epoch: int, average=None):
     """(checkpoint resumed or None, global step, first epoch, batches of that epoch to skip). `run_flags` are the
-    values that define the run; they are compared as JSON reads them back from the checkpoint's run.json. `average`: the run's WeightAverage (--use_ema), restored too."""
+    values that define the run (RunValue where one is no flag's own); they are compared as JSON reads them back from the
+    checkpoint's run.json. `average`: the run's WeightAverage (--use_ema), restored too."""
     resume = resolve_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
     if resume is None:
         return None, 0, 0, 0
     path, global_step = resume
     accelerator.print(f"Resuming from {path} (step {global_step})")
-    check_run_flags(path, json.loads(json.dumps(run_flags)))
+    check_run_flags(accelerator, path, run_flags)
     load_checkpoint(accelerator, path, average)
     set_schedule_position(scheduler, optimizer, args.learning_rate, global_step, accelerator.num_processes)
     batches_to_skip = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
