@@ -162,7 +162,9 @@ def check_run_flags(accelerator, path: str, run_flags: dict) -> None:
     refuses alike."""
     with open(os.path.join(path, RUN_FLAGS)) as f:
         run = json.load(f)
-    written_by = run.get("processes") or _processes_from_random_states(accelerator, path)  # older: no "processes"
+    written_by = run.get("processes")
+    if isinstance(written_by, bool) or not isinstance(written_by, int) or written_by < 1:  # older: no "processes"
+        written_by = _processes_from_random_states(accelerator, path)
     if written_by is not None and written_by != accelerator.num_processes:
         raise CheckpointError(
             f"{path} was written by {written_by} process{'es' if written_by > 1 else ''} and this run has "
