@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -96,7 +97,7 @@ def mnist_prior(mnist_vqvae, tmp_path_factory):
     folder = tmp_path_factory.mktemp("prior")
     stage2_train.main([
         "--vqvae", mnist_vqvae, *MNIST_SUBSET, "--hidden_channels", "32", "--num_layers", "5", "--conditional",
-        "--max_train_steps", "300", "--learning_rate", "3e-3", "--lr_scheduler", "constant",
+        "--max_train_steps", "300", "--learning_rate", "3e-3",
         "--output_dir", str(folder), "--codes_cache_dir", str(folder / "codes"),
     ])
     return str(folder)
@@ -210,19 +211,19 @@ def test_vae_mixture_is_fitted_to_the_aggregate_posterior(digits):
 
 def digits_prior_flags(vqvae_folder, output_dir, *flags: str) -> list[str]:
     return ["--vqvae", str(vqvae_folder), "--dataset_name", "digits", "--hidden_channels", "8", "--num_layers", "2",
-            "--lr_scheduler", "constant", "--codes_cache_dir", str(output_dir.parent / "codes"),
+            "--codes_cache_dir", str(output_dir.parent / "codes"),
             "--output_dir", str(output_dir), *flags]
 
 
 def test_training_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_does(tmp_path):
     # With --use_ema: the weight average, saved in the checkpoint, is resumed too (bf16's resume test runs without).
     small_vqvae().save_pretrained(tmp_path / "vqvae")
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", tmp_path / "straight", "--max_train_steps", "12", "--use_ema"))
+    # The default cosine schedule over 12 steps: the run stopped after step 7 holds only its checkpoint-7.
+    flags = ["--max_train_steps", "12", "--checkpointing_steps", "7", "--use_ema"]
+    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", tmp_path / "straight", *flags))
     interrupted = tmp_path / "interrupted"
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "7", "--checkpointing_steps", "7",
-                                         "--use_ema"))
-    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, "--max_train_steps", "12", "--use_ema",
-                                         "--resume_from_checkpoint", "latest"))
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "checkpoint-7", interrupted / "checkpoints" / "checkpoint-7")
+    stage2_train.main(digits_prior_flags(tmp_path / "vqvae", interrupted, *flags, "--resume_from_checkpoint", "latest"))
     info = json.load(open(interrupted / "training_info.json"))
     assert info["steps"] == 12 and info["codes_from_cache"]
     straight, resumed = GatedPixelCNN.from_pretrained(tmp_path / "straight"), GatedPixelCNN.from_pretrained(interrupted)
