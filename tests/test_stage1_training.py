@@ -2,6 +2,7 @@
 NaN loss. Every run trains for real on the bundled digits (real 8x8 handwritten digits)."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -202,12 +203,18 @@ def test_beta_change_is_refused_for_a_beta_vae(tmp_path):
         tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", "--beta", "2", model="beta_vae")
 
 
-def test_resuming_honours_a_new_learning_rate_and_more_steps(tmp_path):
-    flags = ["--lr_scheduler", "constant", "--report_to", "tensorboard"]
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_resuming_honours_a_new_learning_rate_and_more_steps(tmp_path, schedule):
+    flags = ["--lr_scheduler", schedule, "--report_to", "tensorboard"]
     tiny_run(tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "4", *flags)
     tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", "latest", "--learning_rate", "5e-4", *flags)
-    lr = logged(tmp_path, "lr")
-    assert [lr[step] for step in range(1, 9)] == pytest.approx([1e-3] * 4 + [5e-4] * 4)
+    lr = logged(tmp_path, "lr")  # the rate after each step
+    if schedule == "constant":
+        expected = [1e-3] * 4 + [5e-4] * 4
+    else:  # cosine to 0 over 4 steps; resumed, the cosine over the new 8 at step 5, from the new rate
+        expected = ([1e-3 * (1 + math.cos(math.pi * step / 4)) / 2 for step in range(1, 5)]
+                    + [5e-4 * (1 + math.cos(math.pi * step / 8)) / 2 for step in range(5, 9)])
+    assert [lr[step] for step in range(1, 9)] == pytest.approx(expected, abs=1e-9)
     info = json.loads((tmp_path / "training_info.json").read_text())
     assert info["steps"] == 8 and info["learning_rate"] == 5e-4
 
