@@ -158,7 +158,7 @@ def stage1_folder(decoder_id: str, decoder_revision: str | None, source: str, de
     error = ValueError if mismatched else FileNotFoundError
     raise error(f"{source}: its {decoder} is not found: {'; '.join(problems)}. Put the {decoder} it was trained on at "
                 f"{decoder_id}{f' or beside the prior as {name}/' if len(places) > 1 else ''}, or point {decoder}_id in "
-                f"its config.json at it, or train the prior again on this one.")
+                f"its config.json at it{', or train the prior again on this one' if mismatched else ''}.")
 
 
 def _hub_revision(decoder_id: str, decoder_revision: str | None) -> str | None:
