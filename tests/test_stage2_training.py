@@ -157,3 +157,8 @@ def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuse
     with pytest.raises(ValueError, match=r"its vqvae is not found: .*/vqvae holds other weights than the ones it was "
                                          r"trained on .*; .*/elsewhere/vqvae holds other weights"):
         from_pretrained(elsewhere / "prior")
+    shutil.rmtree(vqvae_folder), shutil.rmtree(elsewhere / "vqvae")
+    with pytest.raises(FileNotFoundError, match=r"its vqvae is not found: .*/vqvae does not exist; .*/elsewhere/vqvae "
+                                                r"does not exist. Put the vqvae it was trained on at .* or beside the "
+                                                r"prior as vqvae/, or point vqvae_id in its config.json at it.$"):
+        from_pretrained(elsewhere / "prior")
