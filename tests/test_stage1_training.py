@@ -256,7 +256,7 @@ def test_use_ema_saves_the_weight_average_and_resumes_to_the_uninterrupted_runs_
 
 
 def test_damaged_checkpoints_are_named_and_latest_falls_back_to_an_intact_one(tmp_path, capsys):
-    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--lr_scheduler", "constant")
+    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4")
     newest = tmp_path / "checkpoints" / "checkpoint-8"
     random_states = newest / "random_states_0.pkl"
     random_states.write_bytes(random_states.read_bytes()[:100])  # truncated
@@ -268,7 +268,7 @@ def test_damaged_checkpoints_are_named_and_latest_falls_back_to_an_intact_one(tm
     assert "Skipping a damaged checkpoint" in out and "Resuming from" in out and "checkpoint-4 (step 4)" in out
 
     # The same size but not a random state: the manifest cannot tell, loading it first can.
-    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--lr_scheduler", "constant", "--overwrite_output_dir")
+    tiny_run(tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4", "--overwrite_output_dir")
     random_states.write_bytes(b"\0" * random_states.stat().st_size)
     with pytest.raises(SystemExit, match="random_states_0.pkl cannot be used: it cannot be read"):
         tiny_run(tmp_path, "--max_train_steps", "8", "--resume_from_checkpoint", str(newest))
