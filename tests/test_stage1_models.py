@@ -9,6 +9,7 @@ import torch
 from stage1_autoencoders import AE, VAE, VQVAE, BetaVAE, VectorQuantizer
 from stage1_autoencoders.data import load_image_data, to_float
 from stage1_autoencoders.likelihoods import bits_per_dim, choose_likelihood, discretized_logistic_log_prob, reconstruction_nll
+from stage1_autoencoders.networks import OutputConv2d
 
 CIFAR10 = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
 
@@ -143,6 +144,28 @@ def test_vae_latent_sizes(latent_dim):
     model = VAE(latent_dim=latent_dim)
     out = model(torch.rand(3, 1, 28, 28))
     assert out.latent.shape == (3, latent_dim)
+
+
+@pytest.mark.parametrize("out_channels, kernel_size", [(1, 3), (3, 3), (2, 5)])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_the_decoders_output_conv_computes_the_conv(out_channels, kernel_size, memory_format):
+    """OutputConv2d sums taps without gradients (evaluation, sampling) and runs nn.Conv2d with them (training):
+    both are the conv, with the same parameters under the same names."""
+    torch.manual_seed(0)
+    layer = OutputConv2d(6, out_channels, kernel_size, padding=kernel_size // 2)
+    assert layer.sums_taps
+    x = torch.randn(4, 6, 9, 7).contiguous(memory_format=memory_format)
+    expected = torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=kernel_size // 2)
+    with torch.no_grad():
+        summed = layer(x)
+    assert summed.shape == expected.shape
+    torch.testing.assert_close(summed, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(layer(x), expected)  # with gradients: the conv itself
+    assert not OutputConv2d(6, 4, 3, padding=1).sums_taps and not OutputConv2d(6, 1, 3, padding="same").sums_taps
+    # The decoders end with it, under the key an nn.Conv2d had: runs saved before load as they were.
+    decoder = VAE().decoder
+    assert isinstance(decoder.layers[-1], OutputConv2d)
+    assert f"layers.{len(decoder.layers) - 1}.weight" in decoder.state_dict()
 
 
 def test_rgb_and_other_sizes_build():
