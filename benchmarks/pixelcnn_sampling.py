@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from stage1_autoencoders.data import load_image_data, to_float
-from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH
+from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import sample_codes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

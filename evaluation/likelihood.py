@@ -108,14 +108,14 @@ def _add_log_weights(model, x: torch.Tensor, priors: dict[str, LogProb], k: int,
     eps = torch.randn((k, *mean.shape), generator=generator, device=x.device)
     z = mean + std * eps  # (k, B, D)
     log_q = (-0.5 * (eps.pow(2) + math.log(2 * math.pi)) - std.log()).sum(-1)
-    x_repeated = x.expand(k, *x.shape).flatten(0, 1)
+    latents, x_repeated = z.flatten(0, 1), x.expand(k, *x.shape).flatten(0, 1)
     chunk = _decoder_chunk(model)
     log_px_given_z = torch.cat([
-        -reconstruction_nll(model.decode_logits(latents), images, model.likelihood, model.observation_std)
-        for latents, images in zip(z.flatten(0, 1).split(chunk), x_repeated.split(chunk))
+        -reconstruction_nll(model.decode_logits(some_latents), images, model.likelihood, model.observation_std)
+        for some_latents, images in zip(latents.split(chunk), x_repeated.split(chunk))
     ]).view(k, -1)
     for name, log_prior in priors.items():
-        log_w = log_px_given_z + log_prior(z.flatten(0, 1)).view(k, -1) - log_q
+        log_w = log_px_given_z + log_prior(latents).view(k, -1) - log_q
         totals[name]["elbo"] += log_w.mean(0).sum().item()
         totals[name]["log_px"] += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
 

@@ -107,8 +107,8 @@ class _VerticalStack:
         self.first_input = inputs[0][first:, first : first + width]  # row r: (W, B, C)
         self.row_biases, self.layers = [], []
         for index, layer in enumerate(layers):
-            vertical_class_bias, horizontal_class_bias = ((bias * half_gate for bias in class_biases[index])
-                                                          if prior.conditional else (None, None))
+            vertical_class_bias, horizontal_class_bias = (
+                [bias * half_gate for bias in class_biases[index]] if prior.conditional else [None, None])
             # Row 0 has no row above: the shift down gives it nothing from the vertical stack, not even its bias.
             first_row = weights.first_row_bias[index] + (0 if horizontal_class_bias is None else horizontal_class_bias)
             self.row_biases.append(first_row.expand(width, size, 2 * channels).contiguous().view(width * size, -1))
