@@ -113,16 +113,19 @@ class OutputConv2d(nn.Conv2d):
                           and self.padding_mode == "zeros" and isinstance(self.padding, tuple))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or x.device.type != "cpu" or not self.sums_taps:
-            return super().forward(x)
+        if (torch.is_grad_enabled() or x.device.type != "cpu" or not self.sums_taps or x.dim() != 4
+                or x.shape[1] != self.in_channels or x.numel() == 0):
+            return super().forward(x)  # and the conv's own errors for a wrong input
         batch, channels, height, width = x.shape
         (kernel_height, kernel_width), (pad_height, pad_width) = self.kernel_size, self.padding
         out_height, out_width = height + 2 * pad_height - kernel_height + 1, width + 2 * pad_width - kernel_width + 1
         taps = self.weight.permute(1, 2, 3, 0).reshape(channels, -1)  # (C_in, kh * kw * C_out)
-        contributions = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ taps).view(batch, height, width, kernel_height, kernel_width, -1)
+        contributions = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ taps).view(batch, height, width, kernel_height, kernel_width, self.out_channels)
         contributions = F.pad(contributions, (0, 0, 0, 0, 0, 0, pad_width, pad_width, pad_height, pad_height))
         output = self.bias if self.bias is not None else 0
         for row in range(kernel_height):
             for column in range(kernel_width):
                 output = output + contributions[:, row : row + out_height, column : column + out_width, row, column]
-        return output.permute(0, 3, 1, 2)
+        # In the conv's layout: channels last for a channels-last input, else contiguous.
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        return output.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -1,8 +1,9 @@
 """The fast PixelCNN sampler: the naive sampler's codes (up to float rounding breaking a near-tie) at about one
 forward pass of arithmetic.
 
-Every layer keeps its inputs in padded, channels-last buffers laid out positions-major, (positions, B, C), so
-that one row of a layer is a contiguous (W * B, C) matrix and every kernel window is a strided view of a buffer.
+Every layer keeps its inputs in padded, channels-last buffers, positions-major, (positions, B, C), where whole rows
+are computed (the vertical stack, the row schedule): one row of a layer is then a contiguous (W * B, C) matrix and
+every kernel window a strided view of a buffer.
 
 - Vertical stack: once a row is final, each layer computes that row once from its kernel's rows above it, one
   matrix product over all the row's windows, and one more gives what the row adds to the next row's horizontal
@@ -15,17 +16,20 @@ that one row of a layer is a contiguous (W * B, C) matrix and every kernel windo
     autoregressive sampling as such a system): guess the whole row (the row above), compute every position from
     the guess in one pass, and draw each position's code with its own Gumbel noise. If the first position that
     changed is p, positions up to p were computed from final codes and are final; the rest take the new codes as
-    the next guess, and the next pass computes only them. A row of W positions needs at most W passes; the trained
-    priors of benchmarks/pixelcnn_sampling.py need 2.4 a row at 7x7, 2.7 at 16x16 and 3.5 at 32x32.
+    the next guess, and the next pass computes only them. A row of W positions needs at most W passes: the
+    grey-level priors of benchmarks/pixelcnn_sampling.py need 2.4 a row at 7x7, 2.7 at 16x16 and 3.5 at 32x32, the
+    MNIST report's PixelCNN over VQ-VAE codes 4.0 of 7 (zeros or the most common code as the first guess: 3.8-4.0).
 """
 
 from __future__ import annotations
 
 import torch
 
-# Batches up to this size sample by row: there the fixed-point rows were faster than positions on a CPU, beyond it
-# slower, as their passes repeat arithmetic that the positions do once.
-ROW_SCHEDULE_MAX_BATCH = 4  # 1-8 measured at 7x7, 16x16 and 32x32 on one and two CPU threads
+# Batches up to this size sample by row. One sample: rows are faster everywhere measured (7x7 to 32x32, one and
+# two CPU threads). Two: a tie on the MNIST report's 7x7 PixelCNN over VQ-VAE codes (4 passes a row), 1.4-1.7x
+# faster on the benchmark's 16x16 and 32x32 priors of grey levels. From three, positions win on the 7x7 VQ-VAE
+# codes (their passes repeat arithmetic that positions do once).
+ROW_SCHEDULE_MAX_BATCH = 2
 
 
 def gumbel_max(logits: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -62,11 +66,9 @@ class _Weights:
         self.head_output = prior.head_output.weight.flatten(1).t().contiguous()
 
 
-def _by_tap(weight: torch.Tensor, output_scale: torch.Tensor) -> torch.Tensor:
-    """A conv weight (C_out, C_in, kh, kw) as a contiguous (kh * kw * C_in, C_out) matrix, times `output_scale`
-    (broadcast over its last dimensions), in one pass: a multiply writes contiguously into the output it is given."""
-    taps = weight.permute(2, 3, 1, 0)
-    return torch.mul(taps, output_scale, out=weight.new_empty(taps.shape)).view(-1, weight.shape[0])
+def _by_tap(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """A conv weight (C_out, C_in, kh, kw) as a contiguous (kh * kw * C_in, C_out) matrix, times `scale`."""
+    return weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0]) * scale
 
 
 def _reading_doubled_gate(conv) -> torch.Tensor:

@@ -12,7 +12,7 @@ For larger grids (16x16, 32x32) dilation_cycle=n gives the layers dilations 1, 2
 the stacks stay exactly causal and blind-spot free.
 
 Convolutions here pad explicitly and run with padding=0, so the same weights compute either the whole grid
-(training) or one row / one position from a cached window (fast sampling, stage2_prior/sampling.py).
+(training) or one row / one position from a cached window (fast sampling, stage2_prior/fast_sampling.py).
 """
 
 from __future__ import annotations

@@ -161,6 +161,10 @@ def test_the_decoders_output_conv_computes_the_conv(out_channels, kernel_size, m
     assert summed.shape == expected.shape
     torch.testing.assert_close(summed, expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(layer(x), expected)  # with gradients: the conv itself
+    # In the conv's memory layout (RGB images saved with safetensors must be contiguous), for any batch, even none.
+    assert summed.is_contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        assert layer(x[:0]).shape == (0, out_channels, 9, 7)
     assert not OutputConv2d(6, 4, 3, padding=1).sums_taps and not OutputConv2d(6, 1, 3, padding="same").sums_taps
     # The decoders end with it, under the key an nn.Conv2d had: runs saved before load as they were.
     decoder = VAE().decoder
