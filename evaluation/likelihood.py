@@ -74,9 +74,10 @@ def vae_likelihoods(
     generator = torch.Generator(device=device).manual_seed(seed)
     k = num_importance_samples
     totals = {name: {"elbo": 0.0, "log_px": 0.0} for name in priors}
+    chunk = _decoder_chunk(model)
     with _channels_last(model):
         for batch in _batches(images, batch_size, "likelihood", progress):
-            _add_log_weights(model, to_float(batch).to(device), priors, k, generator, totals)
+            _add_log_weights(model, to_float(batch).to(device), priors, k, generator, totals, chunk)
     dimensions = images[0].numel()
     results = {}
     for name, total in totals.items():
@@ -100,16 +101,16 @@ def _decoder_chunk(model) -> int:
     return max(1, (16 << 20) // (4 * widest * model.image_size**2))
 
 
-def _add_log_weights(model, x: torch.Tensor, priors: dict[str, LogProb], k: int, generator, totals: dict) -> None:
+def _add_log_weights(model, x: torch.Tensor, priors: dict[str, LogProb], k: int, generator, totals: dict,
+                     chunk: int) -> None:
     """Adds one batch's ELBO and importance-weighted log p(x) sums to `totals`, per prior: all k posterior
-    samples of all images decode in chunks of a few MB (_decoder_chunk)."""
+    samples of all images decode `chunk` at a time (_decoder_chunk)."""
     mean, logvar = model.encode(x)
     std = (0.5 * logvar).exp()
     eps = torch.randn((k, *mean.shape), generator=generator, device=x.device)
     z = mean + std * eps  # (k, B, D)
     log_q = (-0.5 * (eps.pow(2) + math.log(2 * math.pi)) - std.log()).sum(-1)
     latents, x_repeated = z.flatten(0, 1), x.expand(k, *x.shape).flatten(0, 1)
-    chunk = _decoder_chunk(model)
     log_px_given_z = torch.cat([
         -reconstruction_nll(model.decode_logits(some_latents), images, model.likelihood, model.observation_std)
         for some_latents, images in zip(latents.split(chunk), x_repeated.split(chunk))
