@@ -185,6 +185,8 @@ def twostage_pixelcnn(settings: dict, data, workdir: str) -> list:
     prior = GatedPixelCNN(num_embeddings=vqvae.num_embeddings, grid_height=test_codes.shape[1], grid_width=test_codes.shape[2],
                           hidden_channels=defaults.hidden_channels, num_layers=defaults.num_layers,
                           kernel_size=defaults.kernel_size, dilation_cycle=defaults.dilation_cycle)
+    if defaults.channels_last:  # as train.py converts it
+        prior = prior.to(memory_format=torch.channels_last)
     total = settings["prior_epochs"] * math.ceil(len(train_codes) / defaults.train_batch_size)
     loop = PriorLoop(prior, train_codes, Accelerator(cpu=True), defaults.train_batch_size, defaults.learning_rate,
                      settings["seed"], workdir, max_grad_norm=defaults.max_grad_norm, lr_scheduler=defaults.lr_scheduler,

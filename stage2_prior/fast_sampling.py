@@ -23,6 +23,8 @@ every kernel window a strided view of a buffer.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 # Batches up to this size sample by row. One sample: rows are faster everywhere measured (7x7 to 32x32, one and
@@ -273,13 +275,31 @@ class _PositionStack:
         return codes
 
 
+# Per prior: its parameters, flattened, and the _Weights made from them.
+_built_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@torch.inference_mode()
+def _weights_of(prior) -> _Weights:
+    """The prior's _Weights, made again only when a parameter changed. Changes are found by comparing the parameters,
+    element for element, with those the weights were made from (two calls; making them is about fifty): a
+    parameter's version counter would miss edits through `.data`, as diffusers' EMAModel.copy_to makes them."""
+    parameters = torch.cat([parameter.reshape(-1) for parameter in prior.parameters()])
+    built = _built_weights.get(prior)
+    if built is not None and built[0].device == parameters.device and built[0].dtype == parameters.dtype \
+            and torch.equal(built[0], parameters):
+        return built[1]
+    weights = _Weights(prior)
+    _built_weights[prior] = (parameters, weights)
+    return weights
+
+
 class FastSampler:
     """Samples batches of code grids from a GatedPixelCNN: `FastSampler(prior)(noise, temperature, labels)` gives
     the codes (B, H, W) that naive sampling draws with the same Gumbel noise (B, H, W, K)."""
 
     def __init__(self, prior):
-        with torch.inference_mode():
-            self.prior, self.weights = prior, _Weights(prior)
+        self.prior, self.weights = prior, _weights_of(prior)
 
     @torch.inference_mode()
     def __call__(self, noise: torch.Tensor, temperature: float, labels: torch.Tensor | None) -> torch.Tensor:

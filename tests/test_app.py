@@ -64,7 +64,7 @@ def runs(tmp_path_factory) -> Path:
                        "--output_dir", str(runs / "vqvae")])
     stage1_train.main(["--model", "beta_vae", "--latent_dim", "4", "--beta", "2", *common, "--output_dir", str(runs / "beta_vae")])
     stage2_train.main(["--vqvae", str(runs / "vqvae"), "--conditional", "--hidden_channels", "16", "--num_layers", "3",
-                       "--max_train_steps", "30", "--learning_rate", "3e-3",
+                       "--max_train_steps", "30",
                        "--checkpointing_steps", "1000", "--codes_cache_dir", str(runs / "codes"),
                        "--output_dir", str(runs / "vqvae-pixelcnn")])
     fit_mixture.main(["--autoencoder", str(runs / "beta_vae"), "--n_components", "4", "--output_dir", str(runs / "beta_vae-gmm")])

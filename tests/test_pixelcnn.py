@@ -167,6 +167,20 @@ def test_fast_sampling_edge_grids(height, width, num_layers):
         assert torch.equal(sample_codes(prior, batch_size, seed=5, batch_size=batch_size), naive)
 
 
+def test_fast_sampling_follows_weights_changed_in_place():
+    """The fast sampler keeps each prior's weight matrices between calls: changes made in place must be seen,
+    through `.data` (diffusers' EMAModel.copy_to writes so, bumping no version counter) and load_state_dict too."""
+    prior, other = make_prior(seed=0), make_prior(seed=1)
+    before = sample_codes(prior, 3, seed=4, batch_size=3)
+    for parameter, replacement in zip(prior.parameters(), other.parameters()):
+        parameter.data.copy_(replacement.data)
+    after = sample_codes(prior, 3, seed=4, batch_size=3)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, sample_codes(other, 3, seed=4, batch_size=3, method="naive"))
+    prior.load_state_dict(make_prior(seed=0).state_dict())
+    assert torch.equal(sample_codes(prior, 3, seed=4, batch_size=3), before)
+
+
 def test_row_fixed_point_needs_fewer_passes_than_positions_and_at_most_one_per_position():
     """The row schedule's passes: at least one a row, each starting past the positions already final, and far
     fewer than one a position (10-14 for this prior's 48 positions, over seeds)."""

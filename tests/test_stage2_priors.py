@@ -97,7 +97,7 @@ def mnist_prior(mnist_vqvae, tmp_path_factory):
     folder = tmp_path_factory.mktemp("prior")
     stage2_train.main([
         "--vqvae", mnist_vqvae, *MNIST_SUBSET, "--hidden_channels", "32", "--num_layers", "5", "--conditional",
-        "--max_train_steps", "300", "--learning_rate", "3e-3",
+        "--max_train_steps", "300",
         "--output_dir", str(folder), "--codes_cache_dir", str(folder / "codes"),
     ])
     return str(folder)

@@ -38,7 +38,7 @@ def weights(folder) -> dict:
 def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accumulation, vqvae_folder, tmp_path):
     # The default schedule (cosine) runs to lr 0 at the last step in both. 7 test batches of 55 grids: the test NLL
     # counts each grid once (gather_for_metrics drops the padding).
-    common = ["--max_train_steps", 12, "--eval_batch_size", 55, "--report_to", "tensorboard", "--learning_rate", "3e-3"]
+    common = ["--max_train_steps", 12, "--eval_batch_size", 55, "--report_to", "tensorboard"]
     if warmup or accumulation > 1:
         common += ["--lr_warmup_steps", warmup, "--gradient_accumulation_steps", accumulation]
     two = launch(STAGE2, *prior_flags(vqvae_folder, tmp_path / "two", *common, "--train_batch_size", 16), processes=2)
