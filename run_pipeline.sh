@@ -19,8 +19,9 @@ EVAL_EXTRA=${EVAL_EXTRA:-}  # more flags for the evaluation, e.g. "--num_samples
 # SKIP_INSTALL=1 where the project is importable already (a shared environment, PYTHONPATH set).
 [ "${SKIP_INSTALL:-0}" = 1 ] || python -m pip install -q -e . >/dev/null 2>&1 || python -m pip install -e .
 export ACCELERATE_USE_CPU=${ACCELERATE_USE_CPU:-$(python -c "import torch; print(int(not torch.cuda.is_available()))")}
-# --cpu on a CPU: without it accelerate's launcher runs the script on one thread (OMP_NUM_THREADS=1), with it on every core.
-case "${ACCELERATE_USE_CPU,,}" in 1|true|yes) cpu_flag=--cpu ;; *) cpu_flag= ;; esac
+# --cpu on a CPU: without it accelerate's launcher sets OMP_NUM_THREADS=1; with it (OMP_NUM_THREADS unset, no accelerate
+# config file) one thread per physical core. Patterns, not ${var,,}: macOS's bash 3.2 has no lower-casing.
+case "$ACCELERATE_USE_CPU" in 1|[Tt]rue|TRUE|[Yy]es|YES|[Oo]n|ON) cpu_flag=--cpu ;; *) cpu_flag= ;; esac
 launch() { accelerate launch $cpu_flag --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "$@"; }
 common=(--dataset_name "$DATASET" --likelihood "$LIKELIHOOD" --train_batch_size "$BATCH" --checkpointing_steps 1000 --checkpoints_total_limit 1 --seed "$SEED" --overwrite_output_dir $EXTRA)
 

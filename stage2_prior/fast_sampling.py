@@ -282,8 +282,9 @@ _built_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @torch.inference_mode()
 def _weights_of(prior) -> _Weights:
     """The prior's _Weights, made again only when a parameter changed. Changes are found by comparing the parameters,
-    element for element, with those the weights were made from (two calls; making them is about fifty): a
-    parameter's version counter would miss edits through `.data`, as diffusers' EMAModel.copy_to makes them."""
+    element for element, with those the weights were made from (a concatenation and one comparison, cheaper than
+    the weights' few hundred small calls): a parameter's version counter would miss edits through `.data`, as
+    diffusers' EMAModel.copy_to makes them."""
     parameters = torch.cat([parameter.reshape(-1) for parameter in prior.parameters()])
     built = _built_weights.get(prior)
     if built is not None and built[0].device == parameters.device and built[0].dtype == parameters.dtype \

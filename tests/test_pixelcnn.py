@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stage2_prior.pixelcnn import GatedPixelCNN
-from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH, _RowStack
+from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH, _RowStack, _weights_of
 from stage2_prior.sampling import sample_codes, sample_uniform_codes
 
 
@@ -179,6 +179,12 @@ def test_fast_sampling_follows_weights_changed_in_place():
     assert torch.equal(after, sample_codes(other, 3, seed=4, batch_size=3, method="naive"))
     prior.load_state_dict(make_prior(seed=0).state_dict())
     assert torch.equal(sample_codes(prior, 3, seed=4, batch_size=3), before)
+    kept = _weights_of(prior)
+    assert _weights_of(prior) is kept  # unchanged parameters: the weights made before
+    prior.layers[-1].horizontal_conv.weight.data[0, 0, 0, 0] += 5.0  # one element of one deep layer
+    assert _weights_of(prior) is not kept
+    assert torch.equal(sample_codes(prior, 3, seed=4, batch_size=3),
+                       sample_codes(prior, 3, seed=4, batch_size=3, method="naive"))
 
 
 def test_row_fixed_point_needs_fewer_passes_than_positions_and_at_most_one_per_position():
