@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 from stage1_autoencoders import MODELS
 from stage1_autoencoders.data import images_from_every_class, load_image_data, random_flip, to_float
 from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
-from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, parse_training_arguments
 from training.batches import make_dataloader, rank_slice
 from training.checkpoints import save_checkpoint
 from training.ema import EMA_FLAGS, WeightAverage, averaged
@@ -81,8 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "instead of a learned codebook, e.g. 8 5 5 5 for 1,000 codes; --num_embeddings is then ignored.")
     add_data_arguments(parser)
     add_training_arguments(parser, default_output_dir="runs/stage1")
-    args = parser.parse_args(argv)
-    check_training_arguments(args)
+    args = parse_training_arguments(parser, argv)
     if args.latent_dim < 1:
         raise SystemExit(f"--latent_dim {args.latent_dim}: must be at least 1.")
     if args.num_embeddings < 2 or args.embedding_dim < 1:

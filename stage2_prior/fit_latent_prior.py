@@ -28,7 +28,7 @@ from stage1_autoencoders.data import to_float
 from stage2_prior.flow_prior import FlowPrior, sample_images
 from stage2_prior.stage1_runs import load_data_for, load_stage1_model, stage1_weights
 from stage2_prior.two_stage_vae import TwoStageVAEPrior
-from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, parse_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
 from training.ema import EMA_FLAGS, WeightAverage, averaged
@@ -65,8 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_training_arguments(parser, default_output_dir="runs/latent_prior")
     # By default, the dataset the autoencoder was trained on (its training_info.json names it).
     parser.set_defaults(dataset_name=None, train_batch_size=256, num_train_epochs=20)
-    args = parser.parse_args(argv)
-    check_training_arguments(args)
+    args = parse_training_arguments(parser, argv)
     return args
 
 

@@ -28,7 +28,7 @@ from stage2_prior.codes import extract_codes, weights_fingerprint
 from stage2_prior.pixelcnn import GatedPixelCNN
 from stage2_prior.sampling import decode_codes, sample_codes, sample_uniform_codes
 from stage2_prior.stage1_runs import load_data_for, load_stage1_model, stage1_weights
-from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, check_training_arguments
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, parse_training_arguments
 from training.batches import make_dataloader
 from training.checkpoints import save_checkpoint
 from training.ema import EMA_FLAGS, WeightAverage, averaged
@@ -65,8 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # is 3x stage 1's: at 1e-3 it was what held the PixelCNN back on MNIST codes (README "Time to quality": pythae's
     # final sample FID 2.5x sooner than pythae at 3e-3, 1.2x at 1e-3; 2.67 against 3.05 bits/code at the end).
     parser.set_defaults(dataset_name=None, learning_rate=3e-3)
-    args = parser.parse_args(argv)
-    check_training_arguments(args)
+    args = parse_training_arguments(parser, argv)
     if args.hidden_channels < 1 or args.num_layers < 1 or args.kernel_size < 1 or args.kernel_size % 2 == 0:
         raise SystemExit(f"--hidden_channels {args.hidden_channels} --num_layers {args.num_layers} --kernel_size "
                          f"{args.kernel_size}: all must be at least 1, and the kernel size odd.")

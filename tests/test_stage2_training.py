@@ -91,6 +91,20 @@ def test_a_run_resumed_from_its_final_checkpoint_trains_no_further(vqvae_folder,
         assert torch.equal(tensor, finished[name]), name
 
 
+def test_a_run_resumed_without_learning_rate_keeps_its_own_and_ends_where_it_would_have(vqvae_folder, tmp_path, capsys):
+    # A run started at 1e-3 (stage 2's default before 3e-3) and resumed by a version whose default differs.
+    flags = ["--max_train_steps", 8, "--checkpointing_steps", 4, "--report_to", "tensorboard"]
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "straight", *flags, "--learning_rate", "1e-3"))
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "checkpoint-4", tmp_path / "resumed" / "checkpoints" / "checkpoint-4")
+    capsys.readouterr()
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "resumed", *flags, "--resume_from_checkpoint", "latest"))
+    assert "Continuing at the run's learning rate, 0.001" in capsys.readouterr().out
+    expected = weights(tmp_path / "straight")
+    for name, tensor in weights(tmp_path / "resumed").items():
+        assert torch.equal(tensor, expected[name]), name
+    assert json.loads((tmp_path / "resumed" / "training_info.json").read_text())["learning_rate"] == 1e-3
+
+
 def test_resuming_with_another_prior_or_into_another_runs_folder_is_refused(vqvae_folder, tmp_path):
     stage2_train.main(prior_flags(vqvae_folder, tmp_path / "prior", "--max_train_steps", 4, "--checkpointing_steps", 4))
     with pytest.raises(SystemExit, match="--num_layers is 3 here but 2 in the run of"):

@@ -57,7 +57,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
     group.add_argument("--max_train_steps", type=int, default=None,
                        help="Total optimizer steps; overrides --num_train_epochs when given.")
     group.add_argument("--learning_rate", type=float, default=1e-3,
-                       help="Peak learning rate of AdamW; on resume, this run's value is used.")
+                       help="Peak learning rate of AdamW. A resumed run keeps its own unless this flag is given.")
     group.add_argument("--lr_scheduler", default="cosine", choices=SCHEDULES,
                        help="Learning-rate schedule after the warm-up, counted in optimizer steps of the whole run.")
     group.add_argument("--lr_warmup_steps", type=int, default=0, help="Optimizer steps of linear warm-up from 0.")
@@ -91,6 +91,18 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
     group.add_argument("--push_checkpoints_to_hub", action="store_true",
                        help="Also push each checkpoint as it is written (needs --push_to_hub).")
     add_ema_arguments(parser)
+
+
+def parse_training_arguments(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """The flags, checked, and whether --learning_rate was given: a resumed run keeps the learning rate it started
+    with otherwise, so that a default changed since (stage 2's, 1e-3 to 3e-3) does not change a run half-way."""
+    args = parser.parse_args(argv)
+    default = parser.get_default("learning_rate")
+    parser.set_defaults(learning_rate=None)  # parsed again with a default no float equals
+    args.learning_rate_given = parser.parse_args(argv).learning_rate is not None
+    parser.set_defaults(learning_rate=default)
+    check_training_arguments(args)
+    return args
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
