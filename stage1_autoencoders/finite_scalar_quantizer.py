@@ -3,8 +3,8 @@ of `levels[i]` values, so the codebook is the implicit grid of prod(levels) poin
 can collapse, and there is no codebook or commitment loss; the code index is the grid point as a mixed-radix number
 (the first dimension least significant, as in vector-quantize-pytorch). Same interface as VectorQuantizer.
 
-normalize_inputs standardises each dimension over the batch (a BatchNorm without affine parameters; running
-statistics at evaluation) before the bound. Without it, a small VQ-VAE collapses to one code within a few dozen
+normalize_inputs standardises each dimension over the batch (a BatchNorm without affine parameters, over every
+process's batch under DDP; running statistics at evaluation) before the bound. Without it, a small VQ-VAE collapses to one code within a few dozen
 steps: its encoder's outputs start nearly constant, the decoder pushes them all one way, and tanh saturates where
 no gradient brings them back (1 of 64 codes used after 120 MNIST steps, with this module and with
 vector-quantize-pytorch's FSQ alike). Standardised inputs spread over the levels from the first step on."""
@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
@@ -30,7 +31,7 @@ class FiniteScalarQuantizer(nn.Module):
         projected = embedding_dim != len(levels)
         self.project_in = nn.Linear(embedding_dim, len(levels)) if projected else nn.Identity()
         self.project_out = nn.Linear(len(levels), embedding_dim) if projected else nn.Identity()
-        self.normalize = nn.BatchNorm1d(len(levels), affine=False) if normalize_inputs else nn.Identity()
+        self.normalize = BatchStandardize(len(levels)) if normalize_inputs else nn.Identity()
         basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)
         self.register_buffer("level_counts", torch.tensor(levels, dtype=torch.float32), persistent=False)
         self.register_buffer("basis", basis, persistent=False)
@@ -76,3 +77,42 @@ class FiniteScalarQuantizer(nn.Module):
         quantized = self.project_out(codes.to(z.dtype)).view(b, h, w, d).permute(0, 3, 1, 2)
         zero = torch.zeros((), device=z.device)
         return quantized, zero, zero, indices.view(b, h, w), counts
+
+
+def _summed_over_processes(x: torch.Tensor) -> torch.Tensor:
+    """x summed over every process under DDP, gradients flowing back to each; x itself in one process."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from torch.distributed.nn.functional import all_reduce  # only where torch is built with distributed support
+        return all_reduce(x)
+    return x
+
+
+class BatchStandardize(nn.Module):
+    """BatchNorm1d(affine=False) whose training statistics span the whole batch of every process under DDP, so that
+    N processes quantise as one process with the same global batch does (torch's SyncBatchNorm runs on GPUs only;
+    this all-reduce, differentiable, runs over gloo too). The buffers are BatchNorm1d's, under its names."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, num_features)."""
+        if not self.training:
+            return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+        count = torch.full((1,), float(len(x)), device=x.device, dtype=x.dtype)
+        sums = _summed_over_processes(torch.cat([x.sum(0), count]))
+        total = sums[-1]
+        mean = sums[:-1] / total
+        centred = x - mean
+        # Around the global mean: no cancellation, as E[x^2] - mean^2 would have.
+        squares = _summed_over_processes((centred * centred).sum(0))
+        variance = squares / total
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(variance * total / (total - 1).clamp(min=1), self.momentum)  # unbiased, as BatchNorm keeps it
+        return centred / torch.sqrt(variance + self.eps)

@@ -62,14 +62,16 @@ def test_training_writes_a_loadable_model_images_and_info(model, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("warmup, accumulation", [(0, 1), (4, 2)], ids=["default_flags", "warmup_and_accumulation"])
-def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accumulation, tmp_path):
+@pytest.mark.parametrize("warmup, accumulation, quantizer", [(0, 1, []), (4, 2, []), (0, 1, ["--fsq_levels", "5", "5"])],
+                         ids=["default_flags", "warmup_and_accumulation", "fsq"])
+def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accumulation, quantizer, tmp_path):
     # The default schedule (cosine) runs to lr 0 at the last step in both. The VQ-VAE exercises the cross-rank
-    # parts: DDP gradients, and EMA codebook statistics summed over ranks. k-means init and dead-code restarts draw
-    # from rank 0's batch alone, so they are off for an exact comparison. --eval_batch_size 55 makes 7 test batches
-    # of digits' 360 images, which Accelerate's sharding would have padded with repeats.
+    # parts: DDP gradients, EMA codebook statistics summed over ranks, and FSQ's input standardisation over the
+    # global batch. k-means init and dead-code restarts draw from rank 0's batch alone, so they are off for an exact
+    # comparison. --eval_batch_size 55 makes 7 test batches of digits' 360 images, which Accelerate's sharding would
+    # have padded with repeats.
     common = ["--model", "vqvae", *SMALL, "--eval_batch_size", "55", "--max_train_steps", "12", "--num_embeddings", "16",
-              "--no-kmeans_init", "--dead_code_threshold", "0", "--report_to", "tensorboard"]
+              "--no-kmeans_init", "--dead_code_threshold", "0", "--report_to", "tensorboard", *quantizer]
     if warmup or accumulation > 1:
         common += ["--lr_warmup_steps", str(warmup), "--gradient_accumulation_steps", str(accumulation)]
     two = run_script(*common, "--train_batch_size", "16", "--output_dir", str(tmp_path / "two"), processes=2)
@@ -83,7 +85,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch(warmup, accu
     assert first_rank == second_rank, "the two ranks ended with different weights"
     two_weights, one_weights = weights(tmp_path / "two"), weights(tmp_path / "one")
     assert two_weights.keys() == one_weights.keys()
-    for name in one_weights:
+    # Biases that FSQ's standardisation subtracts again have rounding noise for a gradient, which Adam scales to
+    # whole steps: they and the running mean that follows them differ by ~1e-4; the test losses below show that
+    # the outputs do not.
+    cancelled = {"pre_quantization.bias", "quantizer.project_in.bias", "quantizer.normalize.running_mean"} if quantizer else set()
+    for name in one_weights.keys() - cancelled:
         assert torch.allclose(two_weights[name], one_weights[name], atol=1e-4, rtol=1e-4), name
 
     two_lr, one_lr = logged(tmp_path / "two", "lr"), logged(tmp_path / "one", "lr")
