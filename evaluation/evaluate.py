@@ -71,18 +71,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tsne_points", type=int, default=1000, help="Test images shown in each latent t-SNE.")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0,
-                        help="Seeds sampling, importance samples, IS splits, KID subsets, t-SNE, and the test split of a "
-                             "dataset without one (the digits), as training's --seed does: give the models' own.")
+                        help="Seeds sampling, importance samples, IS splits, KID subsets and t-SNE.")
+    parser.add_argument("--split_seed", type=int, default=None,
+                        help="With --dataset_name: the seed of the test split cut from a dataset without one (the "
+                             "digits), as training's --split_seed (default: its --seed) chose it: give the models' own. "
+                             "Without --dataset_name the models' recorded split is used, whatever its seed.")
     return parser.parse_args(argv)
 
 
-def resolve_dataset(args, groups: list[ModelGroup]) -> str:
-    """--dataset_name, or the dataset the first model that records one (training_info.json) was trained on."""
+def resolve_dataset(args, groups: list[ModelGroup]) -> tuple[str, int]:
+    """(dataset, seed of a test split cut from it): --dataset_name with --split_seed (default --seed), or the dataset
+    the first model that records one (training_info.json) was trained on. A recorded name alone stands for the split
+    of seed 0 (dataset_reference records any other in full), so --seed must not pick another: its test images
+    would be training images."""
     if args.dataset_name:
-        return args.dataset_name
+        return args.dataset_name, args.seed if args.split_seed is None else args.split_seed
     for group in groups:
         if group.dataset is not None:
-            return group.dataset
+            return group.dataset, 0
     raise SystemExit(
         "None of the models has a training_info.json naming its dataset; give the test split's dataset with "
         "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
@@ -92,7 +98,7 @@ def resolve_dataset(args, groups: list[ModelGroup]) -> str:
 def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None,
                     seed: int) -> tuple[ImageData, int | None]:
     """The test split at the models' image size (the train split is not needed: one image of it is decoded).
-    `seed` picks the split where the dataset has no test split of its own (the digits), as training's --seed did."""
+    `seed` picks the split where the dataset has no test split of its own (the digits), as training's did."""
     shapes = {(group.model.in_channels, group.model.image_size) for group in groups}
     if len(shapes) > 1:
         raise SystemExit(f"The models take images of different (channels, size): {sorted(shapes)}; evaluate them in separate reports.")
@@ -186,8 +192,8 @@ def evaluate(args, command: str) -> dict:
         raise SystemExit(f"{loaded.classifiers[0].source} is a classifier, not a model to evaluate; give it with "
                          f"--feature_extractor_weights_path.")
     groups = list(loaded.groups.values())
-    dataset_name = resolve_dataset(args, groups)
-    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples, args.seed)
+    dataset_name, split_seed = resolve_dataset(args, groups)
+    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples, split_seed)
     weights = args.feature_extractor_weights_path
     if args.feature_extractor == CLASSIFIER and weights is None:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
@@ -203,7 +209,7 @@ def evaluate(args, command: str) -> dict:
     ceiling = real_ceiling(judge, real_features, num_samples, args.seed)
     # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
     conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
-    train = load_train_split(dataset_name, resolution, args.max_train_samples, args.seed) if conditional else None
+    train = load_train_split(dataset_name, resolution, args.max_train_samples, split_seed) if conditional else None
     report = {
         "setup": {
             "command": command,

@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -183,7 +184,12 @@ def classifier_cache_name(dataset_name: str, resolution: int | None = None) -> t
         if parameter.default is not inspect.Parameter.empty
     }
     key = json.dumps({"dataset": source, "resolution": resolution, "recipes": RECIPES, **architecture}, sort_keys=True)
-    return f"{os.path.basename(source.rstrip('/')) or 'dataset'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}", key
+    readable = source
+    if source.lstrip().startswith("{"):  # a run's recorded data (another split, say): named by its dataset, the hash tells them apart
+        recorded = json.loads(source)
+        readable = str(recorded.get("dataset_name") or recorded.get("train_data_dir") or "dataset") if isinstance(recorded, dict) else "dataset"
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(readable.rstrip("/")))[:64].lstrip(".") or "dataset"
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}", key
 
 
 def trained_classifier_folder(

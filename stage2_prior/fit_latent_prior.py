@@ -46,7 +46,7 @@ PRIORS = ("maf", "nsf", "two_stage_vae")
 # The autoencoder is compared by its weights (stage1_weights), under STAGE1_WEIGHTS, not by the spelling of the flag.
 STAGE1_WEIGHTS = "autoencoder (its weights)"
 RUN_DEFINING_FLAGS = ("prior", "hidden_features", "transforms", "bins",
-                      "dataset_name", "train_data_dir", "seed", *EMA_FLAGS)
+                      "dataset_name", "train_data_dir", "split_seed", "seed", *EMA_FLAGS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,6 +9,7 @@ from hub.auto import model_class
 from hub.files import FINGERPRINT_PREFIX, model_file, pinned_reference, read_config
 from hub.model_card import TRAINING_INFO_NAME
 from stage1_autoencoders.data import ImageData, dataset_reference, load_image_data
+from training.arguments import split_seed
 from training.checkpoints import RunValue
 
 
@@ -74,7 +75,7 @@ def load_data_for(model, args, stage1_source: str, revision: str | None) -> Imag
                                    max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples)
     else:
         data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column, model.image_size,
-                               seed=args.seed, max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples,
+                               seed=split_seed(args), max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples,
                                test_data_dir=args.test_data_dir, center_crop=args.center_crop, image_mode=args.image_mode)
     if data.channels != model.in_channels:
         raise SystemExit(

@@ -76,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # The VQ-VAE is compared by its weights (stage1_weights), under STAGE1_WEIGHTS, not by the spelling of --vqvae.
 STAGE1_WEIGHTS = "vqvae (its weights)"
 RUN_DEFINING_FLAGS = ("hidden_channels", "num_layers", "kernel_size", "dilation_cycle", "conditional",
-                      "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "max_train_samples", "seed",
+                      "dataset_name", "train_data_dir", "image_column", "label_column", "resolution", "split_seed", "max_train_samples", "seed",
                       *EMA_FLAGS)
 
 

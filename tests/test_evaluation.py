@@ -367,3 +367,30 @@ def test_colour_recipe_crops_and_flips_and_its_resnet_classifies_cifar_sized_ima
     assert shifted.shape == images.shape and not torch.equal(shifted, images)
     resnet = Classifier(image_size=32, in_channels=3, num_classes=10, **COLOUR_ARCHITECTURE).eval()
     assert resnet.features(images).shape == (64, COLOUR_ARCHITECTURE["feature_dim"]) and resnet(images).shape == (64, 10)
+
+
+@pytest.mark.parametrize("training_flags, split_seed", [(["--seed", "0"], 0), (["--seed", "3"], 3), (["--seed", "3", "--split_seed", "0"], 0)],
+                         ids=["seed_0", "seed_3", "seed_3_split_0"])
+def test_a_run_is_evaluated_on_its_own_test_split_whatever_the_evaluations_seed(training_flags, split_seed, tmp_path):
+    """The digits have no test split: training cuts one, seeded by --split_seed (default --seed). The evaluation,
+    given another --seed, must still score on the run's test images, never on images the run trained on."""
+    from evaluation.evaluate import load_test_split, parse_args, resolve_dataset
+    from evaluation.models import load_models
+    from stage1_autoencoders.train import main as train_main
+
+    train_main(["--model", "ae", "--dataset_name", "digits", "--hidden_channels", "8", "16", "--latent_dim", "4",
+                "--max_train_steps", "2", "--output_dir", str(tmp_path / "ae"), *training_flags])
+    groups = list(load_models([str(tmp_path / "ae")], torch.device("cpu")).groups.values())
+    args = parse_args([str(tmp_path / "ae"), "--output_dir", str(tmp_path / "report"), "--seed", "5"])
+    dataset_name, evaluated_split_seed = resolve_dataset(args, groups)
+    evaluated = load_test_split(dataset_name, groups, None, evaluated_split_seed)[0]
+    assert torch.equal(evaluated.test_images, load_image_data("digits", seed=split_seed).test_images)
+    assert not torch.equal(evaluated.test_images, load_image_data("digits", seed=5).test_images)
+
+
+def test_a_recorded_dataset_names_its_classifier_by_the_dataset_and_a_file_name_a_disk_takes():
+    recorded = json.dumps({"dataset_name": None, "train_data_dir": "/data/" + "very long folder name " * 20, "seed": 1})
+    name, key = classifier_cache_name(recorded)
+    assert re.fullmatch(r"very_long_folder_name[A-Za-z0-9_]*-[0-9a-f]{12}", name) and len(name) <= 77
+    assert name != classifier_cache_name(recorded.replace('"seed": 1', '"seed": 2'))[0]
+    assert classifier_cache_name(json.dumps({"dataset_name": "digits", "seed": 1}))[0].startswith("digits-")
