@@ -36,7 +36,8 @@ launch stage1_autoencoders/train.py --model vqvae    --num_embeddings 32 --num_t
 echo "== stage 2: learned priors"
 # Both PixelCNNs: the unconditional one against uniform codes, the class-conditional one against per-class code
 # frequencies (the report fits that baseline); labels are information an unconditional baseline does not have.
-prior_common=(--vqvae "$RUNS/vqvae" --num_train_epochs "$PRIOR_EPOCHS" --dataset_name "$DATASET" --train_batch_size "$BATCH"
+# Their data is the VQ-VAE run's own, as it recorded it (test split included), so no data flag is repeated here.
+prior_common=(--vqvae "$RUNS/vqvae" --num_train_epochs "$PRIOR_EPOCHS" --train_batch_size "$BATCH"
               --checkpointing_steps 1000 --checkpoints_total_limit 1 --seed "$SEED" --overwrite_output_dir)
 launch stage2_prior/train.py "${prior_common[@]}" --output_dir "$RUNS/vqvae-pixelcnn"
 launch stage2_prior/train.py "${prior_common[@]}" --conditional --output_dir "$RUNS/vqvae-pixelcnn-conditional"

@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 from stage1_autoencoders import MODELS
 from stage1_autoencoders.data import images_from_every_class, load_image_data, random_flip, to_float
 from stage1_autoencoders.likelihoods import LIKELIHOODS, bits_per_dim, choose_likelihood
-from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, parse_training_arguments, split_seed
+from training.arguments import HelpFormatter, add_data_arguments, add_training_arguments, parse_training_arguments
 from training.batches import make_dataloader, rank_slice
 from training.checkpoints import save_checkpoint
 from training.ema import EMA_FLAGS, WeightAverage, averaged
@@ -192,7 +192,7 @@ def main(argv=None) -> None:
     accelerator = start_run(args)
 
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
-                           args.resolution, seed=split_seed(args), max_train_samples=args.max_train_samples,
+                           args.resolution, seed=args.seed if args.split_seed is None else args.split_seed, max_train_samples=args.max_train_samples,
                            max_test_samples=args.max_eval_samples, test_data_dir=args.test_data_dir,
                            center_crop=args.center_crop, image_mode=args.image_mode)
     accelerator.print("likelihood: {} ({})".format(*chosen_likelihood(args, data)))

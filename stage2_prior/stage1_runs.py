@@ -9,7 +9,6 @@ from hub.auto import model_class
 from hub.files import FINGERPRINT_PREFIX, model_file, pinned_reference, read_config
 from hub.model_card import TRAINING_INFO_NAME
 from stage1_autoencoders.data import ImageData, dataset_reference, load_image_data
-from training.arguments import split_seed
 from training.checkpoints import RunValue
 
 
@@ -33,6 +32,16 @@ def stage1_weights(flag: str, given: str, given_revision: str | None, pinned: tu
            f"a new --output_dir")
     return RunValue(revision if local else f"{name_or_path}@{revision}", fix,
                     {flag[2:]: given, f"{flag[2:]}_revision": given_revision})
+
+
+def stage2_split_seed(args, stage1_source: str, revision: str | None) -> int:
+    """The test split's seed for data named by flags: --split_seed, else the stage-1 run's (so that a prior never
+    trains on the stage-1 model's test images), else --seed."""
+    if args.split_seed is not None:
+        return args.split_seed
+    recorded = recorded_data(stage1_source, revision)
+    seed = None if recorded is None else recorded.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else args.seed
 
 
 def training_dataset(name_or_path: str, revision: str | None) -> str | None:
@@ -75,7 +84,8 @@ def load_data_for(model, args, stage1_source: str, revision: str | None) -> Imag
                                    max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples)
     else:
         data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column, model.image_size,
-                               seed=split_seed(args), max_train_samples=args.max_train_samples, max_test_samples=args.max_eval_samples,
+                               seed=stage2_split_seed(args, stage1_source, revision), max_train_samples=args.max_train_samples,
+                               max_test_samples=args.max_eval_samples,
                                test_data_dir=args.test_data_dir, center_crop=args.center_crop, image_mode=args.image_mode)
     if data.channels != model.in_channels:
         raise SystemExit(

@@ -176,3 +176,19 @@ def test_a_runs_folder_moved_elsewhere_loads_its_prior_with_its_vqvae_and_refuse
                                                 r"does not exist. Put the vqvae it was trained on at .* or beside the "
                                                 r"prior as vqvae/, or point vqvae_id in its config.json at it.$"):
         from_pretrained(elsewhere / "prior")
+
+
+def test_a_prior_given_the_dataset_by_flag_keeps_the_stage1_runs_test_split(tmp_path):
+    # run_pipeline.sh named the dataset and --seed for stage 2: with a stage-1 split fixed apart from the seed
+    # (--split_seed), the prior then trained on the stage-1 model's test images.
+    from stage1_autoencoders.data import load_image_data
+    from stage1_autoencoders.train import main as stage1_main
+    from stage2_prior.stage1_runs import load_data_for
+
+    stage1_main(["--model", "vqvae", "--dataset_name", "digits", "--hidden_channels", "8", "16", "--num_embeddings", "8",
+                 "--max_train_steps", "2", "--seed", "3", "--split_seed", "0", "--output_dir", str(tmp_path / "vqvae")])
+    vqvae = VQVAE.from_pretrained(str(tmp_path / "vqvae"))
+    for flags, split_seed in ((["--dataset_name", "digits", "--seed", "3"], 0), (["--dataset_name", "digits", "--split_seed", "5"], 5), ([], 0)):
+        args = stage2_train.parse_args(["--vqvae", str(tmp_path / "vqvae"), *flags])
+        data = load_data_for(vqvae, args, str(tmp_path / "vqvae"), None)
+        assert torch.equal(data.test_images, load_image_data("digits", seed=split_seed).test_images), flags

@@ -45,8 +45,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, from_stage1_run: bool = 
                             "number converted is printed).")
     group.add_argument("--split_seed", type=int, default=None,
                        help="Seeds the test split cut from a dataset without one (the digits, an image folder without "
-                            "test/). Default: --seed. Fix it (e.g. 0) to score several training seeds on the same test "
-                            "images, as benchmarks/compare_priors.py does.")
+                            "test/). Default: " + ("with data flags, the stage-1 run's split seed (else --seed)."
+                            if from_stage1_run else "--seed. Fix it (e.g. 0) to score several training seeds on the "
+                            "same test images, as benchmarks/compare_priors.py does."))
     group.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N training images.")
     group.add_argument("--max_eval_samples", type=int, default=None, help="Use only the first N test images.")
 
@@ -95,11 +96,6 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_output_dir: 
     group.add_argument("--push_checkpoints_to_hub", action="store_true",
                        help="Also push each checkpoint as it is written (needs --push_to_hub).")
     add_ema_arguments(parser)
-
-
-def split_seed(args: argparse.Namespace) -> int:
-    """The seed of the test split cut from a dataset without one: --split_seed, or the run's --seed."""
-    return args.seed if args.split_seed is None else args.split_seed
 
 
 def parse_training_arguments(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
