@@ -34,7 +34,7 @@ from evaluation.likelihood import (
 from evaluation.models import ModelGroup, baseline_samples, fit_class_baseline, is_conditional, load_models, sample_prior
 from evaluation.report import write_report
 from evaluation.train_classifier import trained_classifier_folder
-from stage1_autoencoders.data import ImageData, images_from_every_class, load_image_data, spread_over_classes
+from stage1_autoencoders.data import ImageData, dataset_reference, images_from_every_class, load_image_data, spread_over_classes
 
 VARIATIONAL_TYPES = ("vae", "beta_vae", "vamp_vae")
 UNCONDITIONAL, CONDITIONAL = "unconditional", "class-conditional"  # the report's two tables
@@ -74,48 +74,51 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Seeds sampling, importance samples, IS splits, KID subsets and t-SNE.")
     parser.add_argument("--split_seed", type=int, default=None,
                         help="With --dataset_name: the seed of the test split cut from a dataset without one (the "
-                             "digits), as training's --split_seed (default: its --seed) chose it: give the models' own. "
-                             "Without --dataset_name the models' recorded split is used, whatever its seed.")
+                             "digits), as training's --split_seed (default: its --seed) chose it; give the models' own "
+                             "(default 0). Without --dataset_name the split the models recorded is used.")
     return parser.parse_args(argv)
 
 
-def resolve_dataset(args, groups: list[ModelGroup]) -> tuple[str, int]:
-    """(dataset, seed of a test split cut from it): --dataset_name with --split_seed (default --seed), or the dataset
-    the first model that records one (training_info.json) was trained on. A recorded name alone stands for the split
-    of seed 0 (dataset_reference records any other in full), so --seed must not pick another: its test images
-    would be training images."""
+def resolve_dataset(args, groups: list[ModelGroup]) -> str:
+    """--dataset_name split by --split_seed, or the dataset the first model that records one (training_info.json)
+    was trained on, named so that load_image_data loads its test split (a bare name: the split of seed 0). --seed
+    never picks the split: another split's test images would be training images."""
     if args.dataset_name:
-        return args.dataset_name, args.seed if args.split_seed is None else args.split_seed
+        if not args.split_seed:
+            return args.dataset_name
+        # Named in full, so that the classifier cached for it is trained on this split's training images too.
+        return dataset_reference(load_image_data(args.dataset_name, seed=args.split_seed, max_train_samples=1, max_test_samples=1).info)
+    if args.split_seed is not None:
+        raise SystemExit(f"--split_seed {args.split_seed} needs --dataset_name: without it the test split the models "
+                         f"recorded is used.")
     for group in groups:
         if group.dataset is not None:
-            return group.dataset, 0
+            return group.dataset
     raise SystemExit(
         "None of the models has a training_info.json naming its dataset; give the test split's dataset with "
         "--dataset_name (e.g. ylecun/mnist, ../shared/data/mnist or digits)."
     )
 
 
-def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None,
-                    seed: int) -> tuple[ImageData, int | None]:
-    """The test split at the models' image size (the train split is not needed: one image of it is decoded).
-    `seed` picks the split where the dataset has no test split of its own (the digits), as training's did."""
+def load_test_split(dataset_name: str, groups: list[ModelGroup], max_eval_samples: int | None) -> tuple[ImageData, int | None]:
+    """The test split at the models' image size (the train split is not needed: one image of it is decoded)."""
     shapes = {(group.model.in_channels, group.model.image_size) for group in groups}
     if len(shapes) > 1:
         raise SystemExit(f"The models take images of different (channels, size): {sorted(shapes)}; evaluate them in separate reports.")
     channels, size = shapes.pop()
-    data = load_image_data(dataset_name, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
+    data = load_image_data(dataset_name, max_train_samples=1, max_test_samples=max_eval_samples)
     resolution = None
     if data.resolution != size:
         resolution = size
-        data = load_image_data(dataset_name, resolution=size, seed=seed, max_train_samples=1, max_test_samples=max_eval_samples)
+        data = load_image_data(dataset_name, resolution=size, max_train_samples=1, max_test_samples=max_eval_samples)
     if data.channels != channels:
         raise SystemExit(f"{dataset_name} has {data.channels}-channel images but the models take {channels}; check --dataset_name.")
     return data, resolution
 
 
-def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None, seed: int) -> ImageData:
+def load_train_split(dataset_name: str, resolution: int | None, max_train_samples: int | None) -> ImageData:
     """The train split with its labels, for the class-conditional baselines."""
-    train = load_image_data(dataset_name, resolution=resolution, seed=seed, max_train_samples=max_train_samples,
+    train = load_image_data(dataset_name, resolution=resolution, max_train_samples=max_train_samples,
                             max_test_samples=1)
     if train.train_labels is None:
         raise SystemExit(f"{dataset_name} has no labels, which the class-conditional priors' baselines are fitted with.")
@@ -192,8 +195,8 @@ def evaluate(args, command: str) -> dict:
         raise SystemExit(f"{loaded.classifiers[0].source} is a classifier, not a model to evaluate; give it with "
                          f"--feature_extractor_weights_path.")
     groups = list(loaded.groups.values())
-    dataset_name, split_seed = resolve_dataset(args, groups)
-    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples, split_seed)
+    dataset_name = resolve_dataset(args, groups)
+    data, resolution = load_test_split(dataset_name, groups, args.max_eval_samples)
     weights = args.feature_extractor_weights_path
     if args.feature_extractor == CLASSIFIER and weights is None:
         weights = trained_classifier_folder(dataset_name, resolution=resolution)
@@ -209,7 +212,7 @@ def evaluate(args, command: str) -> dict:
     ceiling = real_ceiling(judge, real_features, num_samples, args.seed)
     # Class-conditional priors are compared with class-conditional baselines, fitted to the train split.
     conditional = any(is_conditional(generator) for group in groups for generator in group.learned_priors.values())
-    train = load_train_split(dataset_name, resolution, args.max_train_samples, split_seed) if conditional else None
+    train = load_train_split(dataset_name, resolution, args.max_train_samples) if conditional else None
     report = {
         "setup": {
             "command": command,

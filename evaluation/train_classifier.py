@@ -186,8 +186,11 @@ def classifier_cache_name(dataset_name: str, resolution: int | None = None) -> t
     key = json.dumps({"dataset": source, "resolution": resolution, "recipes": RECIPES, **architecture}, sort_keys=True)
     readable = source
     if source.lstrip().startswith("{"):  # a run's recorded data (another split, say): named by its dataset, the hash tells them apart
-        recorded = json.loads(source)
-        readable = str(recorded.get("dataset_name") or recorded.get("train_data_dir") or "dataset") if isinstance(recorded, dict) else "dataset"
+        try:
+            recorded = json.loads(source)
+        except json.JSONDecodeError:  # a folder whose name only starts like JSON
+            recorded = source
+        readable = str(recorded.get("dataset_name") or recorded.get("train_data_dir") or "dataset") if isinstance(recorded, dict) else source
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(readable.rstrip("/")))[:64].lstrip(".") or "dataset"
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}", key
 

@@ -155,10 +155,12 @@ def dataset_reference(info: dict) -> str:
     before the settings were recorded gives its source, as it always did."""
     if "seed" not in info:
         source = info["source"]
+        split = re.search(r"test_size=([0-9.]+), seed=(\d+)", info.get("test_split", ""))
         if source.startswith("imagefolder:"):  # a folder run recorded before the settings were: its folder and seed
-            split = re.search(r"test_size=([0-9.]+), seed=(\d+)", info.get("test_split", ""))
             return json.dumps({"train_data_dir": source[len("imagefolder:"):], "test_fraction": float(split[1]) if split else 0.1,
                                "seed": int(split[2]) if split else 0})
+        if source == DIGITS and split and (int(split[2]), float(split[1])) != (0, 0.1):  # another split than the name's
+            return json.dumps({"dataset_name": DIGITS, "test_fraction": float(split[1]), "seed": int(split[2])})
         return source
     by_name_alone = (
         info.get("train_data_dir") is None and not info.get("center_crop") and info.get("image_mode") is None

@@ -82,6 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_data_arguments(parser)
     add_training_arguments(parser, default_output_dir="runs/stage1")
     args = parse_training_arguments(parser, argv)
+    args.split_seed = args.seed if args.split_seed is None else args.split_seed  # recorded as used, for resuming
     if args.latent_dim < 1:
         raise SystemExit(f"--latent_dim {args.latent_dim}: must be at least 1.")
     if args.num_embeddings < 2 or args.embedding_dim < 1:
@@ -96,14 +97,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 # model's config holds, the likelihood and β among them), its data and its seed. The others (learning rate, steps,
 # checkpointing, evaluation) may change, and are honoured.
 DATA_FLAGS = ("dataset_name", "train_data_dir", "test_data_dir", "image_column", "label_column", "resolution",
-              "center_crop", "image_mode", "split_seed", "max_train_samples")
+              "center_crop", "image_mode", "max_train_samples")
 
 
 def run_defining_flags(args, model) -> dict:
     """The model's own values where it holds them (the likelihood that "auto" chose, say), as JSON reads them back."""
     config = model.config_dict()
     flags = {"model": args.model, **{name: config[name] for name in config if hasattr(args, name)},
-             **{name: getattr(args, name) for name in (*DATA_FLAGS, *EMA_FLAGS, "seed")}}
+             # split_seed after seed: a changed --seed, which moves the default split too, is named as --seed
+             **{name: getattr(args, name) for name in (*DATA_FLAGS, *EMA_FLAGS, "seed", "split_seed")}}
     return json.loads(json.dumps(flags))
 
 
@@ -192,7 +194,7 @@ def main(argv=None) -> None:
     accelerator = start_run(args)
 
     data = load_image_data(args.dataset_name, args.train_data_dir, args.image_column, args.label_column,
-                           args.resolution, seed=args.seed if args.split_seed is None else args.split_seed, max_train_samples=args.max_train_samples,
+                           args.resolution, seed=args.split_seed, max_train_samples=args.max_train_samples,
                            max_test_samples=args.max_eval_samples, test_data_dir=args.test_data_dir,
                            center_crop=args.center_crop, image_mode=args.image_mode)
     accelerator.print("likelihood: {} ({})".format(*chosen_likelihood(args, data)))
@@ -214,12 +216,13 @@ def main(argv=None) -> None:
 
     if accelerator.is_main_process:
         os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
-        accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = run_defining_flags(args, accelerator.unwrap_model(model))
     average = WeightAverage.from_args(args, accelerator.unwrap_model(model))
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
                                                                          steps_per_epoch, average)
+    if accelerator.is_main_process:  # after resuming: the learning rate the run goes on at
+        accelerator.init_trackers("twostage-stage1", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     logger.info(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, {len(data.train_images):,} "
                 f"training images, {max_train_steps} steps, {accelerator.num_processes} process(es)", main_process_only=True)

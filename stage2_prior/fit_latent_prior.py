@@ -133,8 +133,6 @@ def main(argv=None) -> None:
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     scheduler = get_training_scheduler(args, optimizer, max_train_steps, accelerator.num_processes)
     prior, optimizer, train_loader, scheduler = accelerator.prepare(prior, optimizer, train_loader, scheduler)
-    if accelerator.is_main_process:
-        accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
     run_flags[STAGE1_WEIGHTS] = stage1_weights("--autoencoder", args.autoencoder, args.autoencoder_revision,
@@ -143,6 +141,8 @@ def main(argv=None) -> None:
     average = WeightAverage.from_args(args, unwrapped)
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
                                                                          steps_per_epoch, average)
+    if accelerator.is_main_process:  # after resuming: the learning rate the run goes on at
+        accelerator.init_trackers("twostage-latent-prior", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     logger.info(f"{args.prior}: {sum(p.numel() for p in prior.parameters()):,} parameters, {len(train_means):,} "
                 f"training latents of size {autoencoder.latent_dim}, {max_train_steps} steps", main_process_only=True)

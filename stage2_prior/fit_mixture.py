@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_iter", type=int, default=200, help="EM iterations at most.")
     parser.add_argument("--output_dir", default="runs/mixture_prior")
     parser.add_argument("--batch_size", type=int, default=256, help="Batch size for embedding the images.")
-    parser.add_argument("--seed", type=int, default=0, help="Seeds the data split, EM's initialisation and the samples.")
+    parser.add_argument("--seed", type=int, default=0, help="Seeds EM's initialisation and the samples.")
     parser.add_argument("--push_to_hub", action="store_true", help="Push the fitted prior to --hub_model_id.")
     parser.add_argument("--hub_model_id", default=None)
     parser.add_argument("--hub_private", action="store_true")

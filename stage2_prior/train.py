@@ -150,13 +150,14 @@ def main(argv=None) -> None:
     uniform_bits = math.log2(vqvae.num_embeddings)
     if accelerator.is_main_process:
         os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
-        accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     run_flags = {name: getattr(args, name) for name in RUN_DEFINING_FLAGS}
     run_flags[STAGE1_WEIGHTS] = stage1_weights("--vqvae", args.vqvae, args.vqvae_revision, (vqvae_id, vqvae_revision))
     average = WeightAverage.from_args(args, accelerator.unwrap_model(model))
     resumed_from, global_step, first_epoch, batches_to_skip = resume_run(accelerator, args, run_flags, optimizer, scheduler,
                                                                          steps_per_epoch, average)
+    if accelerator.is_main_process:  # after resuming: the learning rate the run goes on at
+        accelerator.init_trackers("twostage-stage2", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     logger.info(f"gated PixelCNN: {sum(p.numel() for p in model.parameters()):,} parameters, {len(codes.train_codes):,} "
                 f"training grids of {height}x{width} codes (K={vqvae.num_embeddings}), {max_train_steps} steps, "

@@ -272,6 +272,6 @@ def test_cifar10_folders_run_end_to_end_and_later_steps_reuse_the_runs_data(tmp_
     assert info["codes_cache_file"].startswith(str(tmp_path / "cache"))  # the one cache root
 
     # The evaluation and the app name the data by training_dataset(run): the same test images, with no flag.
-    test_split, resolution = load_test_split(training_dataset(str(run), None), [ModelGroup("vq", str(run), vqvae, training_dataset(str(run), None))], None, seed=0)
+    test_split, resolution = load_test_split(training_dataset(str(run), None), [ModelGroup("vq", str(run), vqvae, training_dataset(str(run), None))], None)
     assert resolution is None and len(test_split.test_images) == 60
     assert torch.equal(test_split.test_images.sum(0), cifar.test_images.sum(0))  # the same images (folder order aside)

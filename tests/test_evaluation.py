@@ -381,11 +381,16 @@ def test_a_run_is_evaluated_on_its_own_test_split_whatever_the_evaluations_seed(
     train_main(["--model", "ae", "--dataset_name", "digits", "--hidden_channels", "8", "16", "--latent_dim", "4",
                 "--max_train_steps", "2", "--output_dir", str(tmp_path / "ae"), *training_flags])
     groups = list(load_models([str(tmp_path / "ae")], torch.device("cpu")).groups.values())
-    args = parse_args([str(tmp_path / "ae"), "--output_dir", str(tmp_path / "report"), "--seed", "5"])
-    dataset_name, evaluated_split_seed = resolve_dataset(args, groups)
-    evaluated = load_test_split(dataset_name, groups, None, evaluated_split_seed)[0]
-    assert torch.equal(evaluated.test_images, load_image_data("digits", seed=split_seed).test_images)
-    assert not torch.equal(evaluated.test_images, load_image_data("digits", seed=5).test_images)
+    expected = load_image_data("digits", seed=split_seed).test_images
+    recorded = parse_args([str(tmp_path / "ae"), "--output_dir", str(tmp_path / "report"), "--seed", "5"])
+    named = parse_args([str(tmp_path / "ae"), "--output_dir", str(tmp_path / "report"), "--seed", "5", "--dataset_name", "digits",
+                        "--split_seed", str(split_seed)])
+    for args in (recorded, named):
+        evaluated = load_test_split(resolve_dataset(args, groups), groups, None)[0]
+        assert torch.equal(evaluated.test_images, expected)
+        assert not torch.equal(evaluated.test_images, load_image_data("digits", seed=5).test_images)
+    with pytest.raises(SystemExit, match="--split_seed 3 needs --dataset_name"):
+        resolve_dataset(parse_args([str(tmp_path / "ae"), "--output_dir", "x", "--split_seed", "3"]), groups)
 
 
 def test_a_recorded_dataset_names_its_classifier_by_the_dataset_and_a_file_name_a_disk_takes():

@@ -151,3 +151,26 @@ def test_kmeans_picks_distinct_starting_points_and_leaves_no_cluster_empty():
     _, _, _, _, counts = quantizer(points.t().reshape(1, 2, 4, 4))
     assert (counts == 1).all(), "k-means left a code without a point"
     assert torch.equal(quantizer.codebook.detach()[quantizer.codebook[:, 0].argsort()], points)
+
+
+def test_fsq_input_standardisation_in_one_process_is_batchnorm_without_affine_parameters():
+    """BatchStandardize (its statistics span every process under DDP; the two-process test checks that) must be
+    BatchNorm1d(affine=False) in one process: outputs, gradients, running statistics, evaluation and old files."""
+    from stage1_autoencoders.finite_scalar_quantizer import BatchStandardize
+
+    torch.manual_seed(0)
+    ours, reference = BatchStandardize(3), torch.nn.BatchNorm1d(3, affine=False)
+    assert ours.state_dict().keys() == reference.state_dict().keys()  # files saved with BatchNorm1d load
+    for step in range(4):
+        x = (torch.randn(50, 3) * (step + 1) + step).requires_grad_()
+        mine, theirs = ours(x), reference(x)
+        assert torch.allclose(mine, theirs, atol=1e-5)
+        (mine ** 3).sum().backward()
+        ours_grad, x.grad = x.grad, None  # the same input through the reference
+        (theirs ** 3).sum().backward()
+        assert torch.allclose(ours_grad, x.grad, atol=1e-4)
+    for name, value in reference.state_dict().items():
+        assert torch.allclose(ours.state_dict()[name].float(), value.float(), atol=1e-5), name
+    ours.eval(), reference.eval()
+    x = torch.randn(20, 3)
+    assert torch.allclose(ours(x), reference(x), atol=1e-5)

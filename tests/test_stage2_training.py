@@ -103,6 +103,11 @@ def test_a_run_resumed_without_learning_rate_keeps_its_own_and_ends_where_it_wou
     for name, tensor in weights(tmp_path / "resumed").items():
         assert torch.equal(tensor, expected[name]), name
     assert json.loads((tmp_path / "resumed" / "training_info.json").read_text())["learning_rate"] == 1e-3
+    # Given on the command line, even at this version's default, the flag replaces the run's rate.
+    stage2_train.main(prior_flags(vqvae_folder, tmp_path / "resumed", "--max_train_steps", 10, "--checkpointing_steps", 4,
+                                  "--resume_from_checkpoint", "latest", "--learning_rate", "3e-3"))
+    assert "--learning_rate 0.003 replaces the run's 0.001" in capsys.readouterr().out
+    assert json.loads((tmp_path / "resumed" / "training_info.json").read_text())["learning_rate"] == 3e-3
 
 
 def test_resuming_with_another_prior_or_into_another_runs_folder_is_refused(vqvae_folder, tmp_path):

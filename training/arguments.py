@@ -27,7 +27,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, from_stage1_run: bool = 
     group.add_argument("--train_data_dir", default=None,
                        help="A local folder of training images (one subfolder per class), read with datasets' "
                             "imagefolder. Takes precedence over --dataset_name. Without --test_data_dir, a test split "
-                            "is cut from it (seeded by --seed), or taken from its train/ and test/ subfolders if it has them.")
+                            "is cut from it (seeded by --split_seed), or taken from its train/ and test/ subfolders if it has them.")
     group.add_argument("--test_data_dir", default=None,
                        help="A local folder of test images, laid out as --train_data_dir (the same class subfolders).")
     group.add_argument("--image_column", default=None, help="Image column; found by its feature type when not given.")
