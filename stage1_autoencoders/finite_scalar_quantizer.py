@@ -79,9 +79,13 @@ class FiniteScalarQuantizer(nn.Module):
         return quantized, zero, zero, indices.view(b, h, w), counts
 
 
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def _summed_over_processes(x: torch.Tensor) -> torch.Tensor:
     """x summed over every process under DDP, gradients flowing back to each; x itself in one process."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if _world_size() > 1:
         from torch.distributed.nn.functional import all_reduce  # only where torch is built with distributed support
         return all_reduce(x)
     return x
@@ -103,6 +107,11 @@ class BatchStandardize(nn.Module):
         """x (N, num_features)."""
         if not self.training:
             return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+        if len(x) * _world_size() < 2:
+            # One value has no spread: it would standardise to 0 and pull the running variance to 0 (BatchNorm1d
+            # refuses it too).
+            raise ValueError(f"FSQ standardises its input over the training batch's latent positions, and this batch "
+                             f"has {len(x)}: train with at least 2 (a larger --train_batch_size).")
         count = torch.full((1,), float(len(x)), device=x.device, dtype=x.dtype)
         sums = _summed_over_processes(torch.cat([x.sum(0), count]))
         total = sums[-1]

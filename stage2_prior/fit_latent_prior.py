@@ -61,10 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--transforms", type=int, default=3, help="Flows: number of autoregressive transforms.")
     model.add_argument("--bins", type=int, default=8, help="Neural spline flow: spline bins per dimension.")
     model.add_argument("--encode_batch_size", type=int, default=256, help="Batch size for encoding the images.")
-    add_data_arguments(parser)
+    add_data_arguments(parser, from_stage1_run=True)
     add_training_arguments(parser, default_output_dir="runs/latent_prior")
-    # By default, the dataset the autoencoder was trained on (its training_info.json names it).
-    parser.set_defaults(dataset_name=None, train_batch_size=256, num_train_epochs=20)
+    parser.set_defaults(train_batch_size=256, num_train_epochs=20)
     args = parse_training_arguments(parser, argv)
     return args
 

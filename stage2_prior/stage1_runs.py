@@ -71,6 +71,9 @@ def load_data_for(model, args, stage1_source: str, revision: str | None) -> Imag
     if args.resolution is not None and args.resolution != model.image_size:
         raise SystemExit(f"--resolution {args.resolution}, but the stage-1 model takes {model.image_size}x{model.image_size} images.")
     if args.dataset_name is None and args.train_data_dir is None:
+        if args.split_seed is not None:
+            raise SystemExit(f"--split_seed {args.split_seed} needs --dataset_name or --train_data_dir: without them the "
+                             f"data and test split are those {stage1_source} recorded. Drop --split_seed, or name the data.")
         recorded = recorded_data(stage1_source, revision)
         if recorded is None:
             raise SystemExit(

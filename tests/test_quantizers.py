@@ -174,3 +174,6 @@ def test_fsq_input_standardisation_in_one_process_is_batchnorm_without_affine_pa
     ours.eval(), reference.eval()
     x = torch.randn(20, 3)
     assert torch.allclose(ours(x), reference(x), atol=1e-5)
+    ours.train()
+    with pytest.raises(ValueError, match=r"this batch has 1: train with at least 2"):
+        ours(torch.randn(1, 3))  # BatchNorm1d refuses it too: its variance is 0

@@ -197,3 +197,7 @@ def test_a_prior_given_the_dataset_by_flag_keeps_the_stage1_runs_test_split(tmp_
         args = stage2_train.parse_args(["--vqvae", str(tmp_path / "vqvae"), *flags])
         data = load_data_for(vqvae, args, str(tmp_path / "vqvae"), None)
         assert torch.equal(data.test_images, load_image_data("digits", seed=split_seed).test_images), flags
+    # Without data flags the split is the recorded one: a --split_seed there would be ignored, so it is refused.
+    args = stage2_train.parse_args(["--vqvae", str(tmp_path / "vqvae"), "--split_seed", "5"])
+    with pytest.raises(SystemExit, match=r"^--split_seed 5 needs --dataset_name or --train_data_dir: .*Drop --split_seed"):
+        load_data_for(vqvae, args, str(tmp_path / "vqvae"), None)
