@@ -9,29 +9,31 @@ every kernel window a strided view of a buffer.
   matrix product over all the row's windows, and one more gives what the row adds to the next row's horizontal
   stack.
 - Horizontal stack, two schedules that draw the same codes:
-  - by position (batches over ROW_SCHEDULE_MAX_BATCH, where arithmetic dominates): each position computes only
-    itself from its kernel's left neighbours, one small matrix product per layer (Ramachandran et al. 2017 cache
-    the same way).
-  - by row, a fixed-point iteration (small batches, where each call's overhead dominates; Song et al. 2021 solve
-    autoregressive sampling as such a system): guess the whole row (the row above), compute every position from
-    the guess in one pass, and draw each position's code with its own Gumbel noise. If the first position that
-    changed is p, positions up to p were computed from final codes and are final; the rest take the new codes as
-    the next guess, and the next pass computes only them. A row of W positions needs at most W passes: the
-    grey-level priors of benchmarks/pixelcnn_sampling.py need 2.4 a row at 7x7, 2.7 at 16x16 and 3.5 at 32x32, the
-    MNIST report's PixelCNN over VQ-VAE codes 4.0 of 7 (zeros or the most common code as the first guess: 3.8-4.0).
+  - by position: each position computes only itself from its kernel's left neighbours, one small matrix product
+    per layer (Ramachandran et al. 2017 cache the same way).
+  - by row, a fixed-point iteration (Song et al. 2021 solve autoregressive sampling as such a system): guess the
+    whole row (the row above), compute every position from the guess in one pass, and draw each position's code
+    with its own Gumbel noise. If the first position that changed is p, positions up to p were computed from final
+    codes and are final; the rest take the new codes as the next guess, and the next pass computes only them. A row
+    of W positions needs at most W passes: one sample of the grey-level priors of benchmarks/pixelcnn_sampling.py
+    needs 2.1 a row at 7x7 and 2.8 at 16x16, of the MNIST report's PixelCNN over VQ-VAE codes 4.9 of 7.
+  Batches over ROW_SCHEDULE_MAX_BATCH go by position: there arithmetic dominates, and passes repeat it. At smaller
+  ones each call's overhead dominates, and which schedule is faster depends on the prior (how well the row above
+  guesses a row) and the machine: each call takes the one measured faster so far (ScheduleClock).
 """
 
 from __future__ import annotations
 
+import time
 import weakref
+from collections import Counter
 
 import torch
 
-# Batches up to this size sample by row. One sample: rows are faster everywhere measured (7x7 to 32x32, one and
-# two CPU threads). Two: a tie on the MNIST report's 7x7 PixelCNN over VQ-VAE codes (4 passes a row), 1.4-1.7x
-# faster on the benchmark's 16x16 and 32x32 priors of grey levels. From three, positions win on the 7x7 VQ-VAE
-# codes (their passes repeat arithmetic that positions do once).
-ROW_SCHEDULE_MAX_BATCH = 2
+# Batches up to this size may sample by row. Measured on one CPU thread, rows against positions: one sample of the
+# benchmark's 16x16 grey levels 19 against 32 ms, of the MNIST report's 7x7 VQ-VAE codes 9.3 against 7.8 ms; three
+# samples 42 against 53 ms at 16x16; four a tie at 16x16, positions 1.5x faster on the VQ-VAE codes.
+ROW_SCHEDULE_MAX_BATCH = 4
 
 
 def gumbel_max(logits: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -277,6 +279,8 @@ class _PositionStack:
 
 # Per prior: its parameters, flattened, and the _Weights made from them.
 _built_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Per prior: a ScheduleClock per batch size and device.
+_schedule_clocks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @torch.inference_mode()
@@ -295,6 +299,54 @@ def _weights_of(prior) -> _Weights:
     return weights
 
 
+class ScheduleClock:
+    """Seconds per call of each schedule for one prior and batch shape, kept across calls: which is faster depends
+    on the prior and the machine, and a call's rows average out how well the row above guesses each row (a background
+    row converges in one pass; timing single rows misjudged that).
+
+    The schedules take turns until each has TRIAL_CALLS calls timed, not counting its first (which makes buffers and
+    kernels: slow whichever it is); then every call takes the faster by its mean (over about the last MEMORY_CALLS),
+    and every RETIME_EVERY-th call the slower, so that a mean made on a few calls can change."""
+
+    TRIAL_CALLS = 2
+    MEMORY_CALLS = 16
+    RETIME_EVERY = 16
+
+    def __init__(self):
+        self.seconds, self.timed, self.calls = {}, Counter(), Counter()
+
+    def pick(self) -> type:
+        schedules = (_RowStack, _PositionStack)
+        if min(self.timed[schedule] for schedule in schedules) < self.TRIAL_CALLS:
+            return min(schedules, key=lambda schedule: self.calls[schedule])  # rows first on a tie
+        faster, slower = sorted(schedules, key=self.seconds.get)
+        return slower if self.calls.total() % self.RETIME_EVERY == self.RETIME_EVERY - 1 else faster
+
+    def record(self, schedule: type, seconds: float) -> None:
+        self.calls[schedule] += 1
+        if self.calls[schedule] == 1:
+            return
+        self.timed[schedule] += 1
+        mean = self.seconds.get(schedule, seconds)
+        self.seconds[schedule] = mean + (seconds - mean) / min(self.timed[schedule], self.MEMORY_CALLS)
+
+
+def calls_taken(prior) -> Counter:
+    """How many calls of up to ROW_SCHEDULE_MAX_BATCH samples the fast sampler has made from this prior by each
+    schedule ("rows", "positions"; larger batches all go by position)."""
+    taken = Counter()
+    for clock in _schedule_clocks.get(prior, {}).values():
+        for schedule, count in clock.calls.items():
+            taken["rows" if schedule is _RowStack else "positions"] += count
+    return taken
+
+
+def _synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work, so that a call's time is its own (a no-op on the CPU)."""
+    if device.type != "cpu" and hasattr(getattr(torch, device.type, None), "synchronize"):
+        getattr(torch, device.type).synchronize()
+
+
 class FastSampler:
     """Samples batches of code grids from a GatedPixelCNN: `FastSampler(prior)(noise, temperature, labels)` gives
     the codes (B, H, W) that naive sampling draws with the same Gumbel noise (B, H, W, K)."""
@@ -307,7 +359,11 @@ class FastSampler:
         prior = self.prior
         size, height, width, _ = noise.shape
         vertical = _VerticalStack(prior, self.weights, prior.layer_biases(labels, size), size, height, width)
-        schedule = _RowStack if size <= ROW_SCHEDULE_MAX_BATCH else _PositionStack
+        clock = None
+        if size <= ROW_SCHEDULE_MAX_BATCH:
+            clock = _schedule_clocks.setdefault(prior, {}).setdefault((size, str(noise.device)), ScheduleClock())
+        started = time.perf_counter()
+        schedule = _PositionStack if clock is None else clock.pick()
         horizontal = schedule(prior, self.weights, vertical.row_biases, size, width)
         codes = torch.zeros((height, width, size), dtype=torch.long, device=noise.device)
         for row in range(height):
@@ -315,4 +371,7 @@ class FastSampler:
             codes[row] = horizontal.sample_row(noise[:, row], temperature, codes[row - 1] if row else codes[0])
             if row + 1 < height:
                 vertical.advance(row, codes[row])
+        if clock is not None:
+            _synchronize(noise.device)
+            clock.record(schedule, time.perf_counter() - started)
         return codes.permute(2, 0, 1).contiguous()

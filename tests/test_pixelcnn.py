@@ -1,12 +1,14 @@
 """The gated PixelCNN: its receptive field, its input, its likelihood, and fast sampling against naive sampling."""
 
 import math
+from collections import Counter
 
 import pytest
 import torch
 
+from stage2_prior import fast_sampling
+from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH, _PositionStack, _RowStack, ScheduleClock, _weights_of
 from stage2_prior.pixelcnn import GatedPixelCNN
-from stage2_prior.fast_sampling import ROW_SCHEDULE_MAX_BATCH, _RowStack, _weights_of
 from stage2_prior.sampling import sample_codes, sample_uniform_codes
 
 
@@ -143,9 +145,9 @@ def test_nll_is_log2_k_bits_under_uniform_logits_and_lower_when_peaked():
 @pytest.mark.parametrize("batch_size", [ROW_SCHEDULE_MAX_BATCH, ROW_SCHEDULE_MAX_BATCH + 2])
 @pytest.mark.parametrize("num_classes, kernel_size, dilation_cycle", [(None, 3, 1), (4, 3, 1), (None, 5, 3), (4, 3, 3)])
 def test_fast_sampling_gives_exactly_the_naive_codes(num_classes, kernel_size, dilation_cycle, batch_size):
-    """Both schedules of the fast sampler: a batch of ROW_SCHEDULE_MAX_BATCH or fewer iterates whole rows to their
-    fixed point, a larger one goes position by position. 9 samples: the last batch is smaller (the other schedule
-    for the larger batch size)."""
+    """Both schedules of the fast sampler: a larger batch than ROW_SCHEDULE_MAX_BATCH goes position by position, a
+    smaller one whole rows to their fixed point in its first call (the schedules then take turns while they are
+    timed). 9 samples: the last batch is smaller (a small batch after the larger batch size)."""
     prior = make_prior(height=4, width=5, num_classes=num_classes, kernel_size=kernel_size, num_layers=3,
                        dilation_cycle=dilation_cycle)
     labels = None if num_classes is None else torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0])
@@ -156,6 +158,45 @@ def test_fast_sampling_gives_exactly_the_naive_codes(num_classes, kernel_size, d
     # The codes depend on the seed (and are not all one value), so the equality above says something.
     assert not torch.equal(sample_codes(prior, 9, seed=12, labels=labels, batch_size=batch_size), fast)
     assert len(fast.unique()) > 3
+
+
+@pytest.mark.parametrize("schedule", [_RowStack, _PositionStack])
+def test_a_small_batch_gives_the_naive_codes_by_either_schedule(schedule, monkeypatch):
+    """A batch of up to ROW_SCHEDULE_MAX_BATCH samples takes whichever schedule was measured faster: both must give
+    the naive codes (here forced, as the choice depends on the machine), and the calls are counted by schedule."""
+    prior = make_prior(height=6, width=5, num_classes=3, kernel_size=3, num_layers=4, dilation_cycle=2)
+    labels = torch.tensor([2, 0, 1])
+    naive = sample_codes(prior, 3, seed=8, labels=labels, batch_size=3, method="naive")
+    monkeypatch.setattr(ScheduleClock, "pick", lambda self: schedule)
+    assert torch.equal(sample_codes(prior, 3, seed=8, labels=labels, batch_size=3), naive)
+    assert torch.equal(sample_codes(prior, 3, seed=8, labels=labels, batch_size=1), sample_codes(
+        prior, 3, seed=8, labels=labels, batch_size=1, method="naive"))
+    assert fast_sampling.calls_taken(prior) == Counter({"rows" if schedule is _RowStack else "positions": 4})
+
+
+def test_schedule_clock_tries_both_then_takes_the_faster_and_times_the_slower_again_now_and_then():
+    """Rows and positions take turns until each has TRIAL_CALLS calls timed past its first (a first use is slow
+    whichever schedule it is: its time is not counted), then the faster by its mean seconds per call; every
+    RETIME_EVERY-th call the slower, so that a mean made on a few calls can change."""
+    clock, picked = ScheduleClock(), []
+    cost = {_RowStack: 2.0, _PositionStack: 1.0}
+
+    def sample(first_use_seconds=100.0):
+        picked.append(clock.pick())
+        clock.record(picked[-1], first_use_seconds if clock.calls[picked[-1]] == 0 else cost[picked[-1]])
+
+    trial = 2 * (1 + ScheduleClock.TRIAL_CALLS)
+    for _ in range(3 * ScheduleClock.RETIME_EVERY):
+        sample()
+    assert picked[:trial] == [_RowStack, _PositionStack] * (trial // 2)
+    assert clock.seconds == {_RowStack: 2.0, _PositionStack: 1.0}  # the first uses' 100 s are not counted
+    retimed = [call for call, schedule in enumerate(picked) if schedule is _RowStack and call >= trial]
+    assert retimed == [ScheduleClock.RETIME_EVERY * k - 1 for k in (1, 2, 3)]
+    # Rows became cheaper: their mean falls as they are timed again, and they take over once below positions'.
+    cost[_RowStack] = 0.5
+    while picked[-1] is _PositionStack or clock.seconds[_RowStack] > 1.0:
+        sample()
+    assert clock.pick() is _RowStack and clock.seconds[_RowStack] < clock.seconds[_PositionStack] == 1.0
 
 
 @pytest.mark.parametrize("height, width, num_layers", [(1, 1, 1), (1, 6, 2), (6, 1, 2), (3, 9, 1)])
@@ -187,9 +228,10 @@ def test_fast_sampling_follows_weights_changed_in_place():
                        sample_codes(prior, 3, seed=4, batch_size=3, method="naive"))
 
 
-def test_row_fixed_point_needs_fewer_passes_than_positions_and_at_most_one_per_position():
+def test_row_fixed_point_needs_fewer_passes_than_positions_and_at_most_one_per_position(monkeypatch):
     """The row schedule's passes: at least one a row, each starting past the positions already final, and far
     fewer than one a position (10-14 for this prior's 48 positions, over seeds)."""
+    monkeypatch.setattr(ScheduleClock, "pick", lambda self: _RowStack)
     prior = make_prior(height=6, width=8, num_layers=4)
     passes = []
     original = _RowStack.logits
