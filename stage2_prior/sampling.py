@@ -6,8 +6,8 @@ the fast sampler returns exactly the codes of the naive one (up to float roundin
 
 - naive: the whole network over the whole grid once per position, H*W full passes.
 - fast: stage2_prior/fast_sampling.py, about one full forward pass of arithmetic: each layer's stacks are cached
-  and only what a new code changes is computed, a position at a time at large batches, a whole row at a time
-  (a fixed-point iteration over the row) at small ones.
+  and only what a new code changes is computed, a position at a time at large batches; at small ones, that or a
+  whole row at a time (a fixed-point iteration over the row), whichever was measured faster for the prior.
 """
 
 from __future__ import annotations
