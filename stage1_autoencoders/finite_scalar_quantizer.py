@@ -107,9 +107,11 @@ class BatchStandardize(nn.Module):
         """x (N, num_features)."""
         if not self.training:
             return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps)
-        if len(x) * _world_size() < 2:
+        if len(x) < 2 and _world_size() == 1:
             # One value has no spread: it would standardise to 0 and pull the running variance to 0 (BatchNorm1d
-            # refuses it too).
+            # refuses it too). Under DDP the rows of every process count, which only the all-reduce below knows:
+            # a check there would wait on the device every step, and a process refusing alone would leave the
+            # others waiting in the all-reduce.
             raise ValueError(f"FSQ standardises its input over the training batch's latent positions, and this batch "
                              f"has {len(x)}: train with at least 2 (a larger --train_batch_size).")
         count = torch.full((1,), float(len(x)), device=x.device, dtype=x.dtype)

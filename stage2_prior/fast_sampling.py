@@ -24,6 +24,7 @@ every kernel window a strided view of a buffer.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections import Counter
@@ -31,8 +32,8 @@ from collections import Counter
 import torch
 
 # Batches up to this size may sample by row. Measured on one CPU thread, rows against positions: one sample of the
-# benchmark's 16x16 grey levels 19 against 32 ms, of the MNIST report's 7x7 VQ-VAE codes 9.3 against 7.8 ms; three
-# samples 42 against 53 ms at 16x16; four a tie at 16x16, positions 1.5x faster on the VQ-VAE codes.
+# benchmark's 16x16 grey levels 20 against 33 ms, of the MNIST report's 7x7 VQ-VAE codes 10.0 against 8.4 ms; three
+# samples 43 against 54 ms at 16x16; four a tie at 16x16, positions 1.4x faster on the VQ-VAE codes.
 ROW_SCHEDULE_MAX_BATCH = 4
 
 
@@ -296,6 +297,7 @@ def _weights_of(prior) -> _Weights:
         return built[1]
     weights = _Weights(prior)
     _built_weights[prior] = (parameters, weights)
+    _schedule_clocks.pop(prior, None)  # other weights, other passes a row: the schedules are timed again
     return weights
 
 
@@ -314,21 +316,24 @@ class ScheduleClock:
 
     def __init__(self):
         self.seconds, self.timed, self.calls = {}, Counter(), Counter()
+        self.lock = threading.Lock()  # an app samples from several threads
 
     def pick(self) -> type:
         schedules = (_RowStack, _PositionStack)
-        if min(self.timed[schedule] for schedule in schedules) < self.TRIAL_CALLS:
-            return min(schedules, key=lambda schedule: self.calls[schedule])  # rows first on a tie
-        faster, slower = sorted(schedules, key=self.seconds.get)
-        return slower if self.calls.total() % self.RETIME_EVERY == self.RETIME_EVERY - 1 else faster
+        with self.lock:
+            if min(self.timed[schedule] for schedule in schedules) < self.TRIAL_CALLS:
+                return min(schedules, key=lambda schedule: self.calls[schedule])  # rows first on a tie
+            faster, slower = sorted(schedules, key=self.seconds.get)
+            return slower if self.calls.total() % self.RETIME_EVERY == self.RETIME_EVERY - 1 else faster
 
     def record(self, schedule: type, seconds: float) -> None:
-        self.calls[schedule] += 1
-        if self.calls[schedule] == 1:
-            return
-        self.timed[schedule] += 1
-        mean = self.seconds.get(schedule, seconds)
-        self.seconds[schedule] = mean + (seconds - mean) / min(self.timed[schedule], self.MEMORY_CALLS)
+        with self.lock:
+            self.calls[schedule] += 1
+            if self.calls[schedule] == 1:
+                return
+            self.timed[schedule] += 1
+            mean = self.seconds.get(schedule, seconds)
+            self.seconds[schedule] = mean + (seconds - mean) / min(self.timed[schedule], self.MEMORY_CALLS)
 
 
 def calls_taken(prior) -> Counter:
@@ -343,7 +348,9 @@ def calls_taken(prior) -> Counter:
 
 def _synchronize(device: torch.device) -> None:
     """Waits for the device's queued work, so that a call's time is its own (a no-op on the CPU)."""
-    if device.type != "cpu" and hasattr(getattr(torch, device.type, None), "synchronize"):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # that GPU, not the current one
+    elif device.type != "cpu" and hasattr(getattr(torch, device.type, None), "synchronize"):
         getattr(torch, device.type).synchronize()
 
 
@@ -362,6 +369,8 @@ class FastSampler:
         clock = None
         if size <= ROW_SCHEDULE_MAX_BATCH:
             clock = _schedule_clocks.setdefault(prior, {}).setdefault((size, str(noise.device)), ScheduleClock())
+        if clock is not None:
+            _synchronize(noise.device)  # work queued before this call is not its own
         started = time.perf_counter()
         schedule = _PositionStack if clock is None else clock.pick()
         horizontal = schedule(prior, self.weights, vertical.row_biases, size, width)

@@ -199,6 +199,23 @@ def test_schedule_clock_tries_both_then_takes_the_faster_and_times_the_slower_ag
     assert clock.pick() is _RowStack and clock.seconds[_RowStack] < clock.seconds[_PositionStack] == 1.0
 
 
+def test_schedule_timings_are_dropped_with_the_weights_they_timed_and_with_the_prior():
+    """Passes a row depend on the weights: changed weights are timed again. A clock must not keep its prior alive."""
+    import gc
+    import weakref
+
+    prior = make_prior(seed=0)
+    sample_codes(prior, 2, seed=1, batch_size=2)
+    assert fast_sampling.calls_taken(prior) == Counter(rows=1)
+    prior.head_output.bias.data += 1.0
+    sample_codes(prior, 2, seed=1, batch_size=2)
+    assert fast_sampling.calls_taken(prior) == Counter(rows=1)  # a new clock: its first call, by rows
+    alive = weakref.ref(prior)
+    del prior
+    gc.collect()
+    assert alive() is None
+
+
 @pytest.mark.parametrize("height, width, num_layers", [(1, 1, 1), (1, 6, 2), (6, 1, 2), (3, 9, 1)])
 def test_fast_sampling_edge_grids(height, width, num_layers):
     """One row, one column, one layer (first and last at once): the buffers' edge cases, both schedules."""
