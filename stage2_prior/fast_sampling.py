@@ -369,7 +369,6 @@ class FastSampler:
         clock = None
         if size <= ROW_SCHEDULE_MAX_BATCH:
             clock = _schedule_clocks.setdefault(prior, {}).setdefault((size, str(noise.device)), ScheduleClock())
-        if clock is not None:
             _synchronize(noise.device)  # work queued before this call is not its own
         started = time.perf_counter()
         schedule = _PositionStack if clock is None else clock.pick()
