@@ -315,13 +315,13 @@ class ScheduleClock:
     RETIME_EVERY = 16
 
     def __init__(self):
-        self.seconds, self.timed, self.calls = {}, Counter(), Counter()
+        self.seconds, self.calls = {}, Counter()
         self.lock = threading.Lock()  # an app samples from several threads
 
     def pick(self) -> type:
         schedules = (_RowStack, _PositionStack)
         with self.lock:
-            if min(self.timed[schedule] for schedule in schedules) < self.TRIAL_CALLS:
+            if min(self.calls[schedule] for schedule in schedules) < 1 + self.TRIAL_CALLS:  # the first is not timed
                 return min(schedules, key=lambda schedule: self.calls[schedule])  # rows first on a tie
             faster, slower = sorted(schedules, key=self.seconds.get)
             return slower if self.calls.total() % self.RETIME_EVERY == self.RETIME_EVERY - 1 else faster
@@ -329,11 +329,10 @@ class ScheduleClock:
     def record(self, schedule: type, seconds: float) -> None:
         with self.lock:
             self.calls[schedule] += 1
-            if self.calls[schedule] == 1:
-                return
-            self.timed[schedule] += 1
-            mean = self.seconds.get(schedule, seconds)
-            self.seconds[schedule] = mean + (seconds - mean) / min(self.timed[schedule], self.MEMORY_CALLS)
+            timed = self.calls[schedule] - 1  # not the first
+            if timed:
+                mean = self.seconds.get(schedule, seconds)
+                self.seconds[schedule] = mean + (seconds - mean) / min(timed, self.MEMORY_CALLS)
 
 
 def calls_taken(prior) -> Counter:
